@@ -64,7 +64,7 @@ int dp_encode_list(const struct dp_config *cfg, enum dp_kind k, enum dp_health h
 int dp_encode_options(uint8_t **ret_buf, size_t *ret_len);
 
 /*
- * Handlers: decode |req|, answer. On GRPC_STATUS_OK *ret_buf/*ret_len hold the encoded response.
+ * Handlers: decode |req|, answer. On GRPC_STATUS_OK, *ret_buf and *ret_len hold the encoded response.
  * Otherwise |err| holds a one-line message for grpc-message and the log:
  *   INVALID_ARGUMENT    undecodable protobuf, unknown device ID, bad allocation_size
  *   FAILED_PRECONDITION the resource's devices are not present on the node now
