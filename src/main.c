@@ -1,1 +1,95 @@
-int main(void) { return 0; }
+/*
+ * main.c - the entry point: parses the command line, runs `probe` or the daemon, maps results
+ * to exit codes (0 ok, 1 runtime failure, 2 bad usage). Owns the loop and the plugin's lifetime.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "discovery.h"
+#include "log.h"
+#include "loop.h"
+#include "plugin.h"
+#include "probe.h"
+
+static int run_probe(const struct cli_options *opt) {
+        struct discovery d;
+        int r = discovery_scan(opt->dev_root, &d);
+        if (r < 0) {
+                fprintf(stderr, "sgxdevplugin: cannot scan %s: %s\n", opt->dev_root, strerror(-r));
+                return 1;
+        }
+        return probe_report(stdout, opt, &d) < 0 ? 1 : 0;
+}
+
+static int run_daemon(const struct cli_options *opt) {
+        struct loop *l = NULL;
+        struct plugin *p = NULL;
+        int r;
+
+        r = plugin_check_list_size(opt);
+        if (r == -EMSGSIZE) {
+                fprintf(stderr,
+                        "sgxdevplugin: --max-pods: %u slots make a ListAndWatch answer over 3 MiB "
+                        "(the kubelet reads at most 4 MiB); use fewer\n",
+                        opt->max_pods);
+                return 2;
+        }
+        if (r < 0) {
+                log_error(NULL, NULL, "cannot start: %s", strerror(-r));
+                return 1;
+        }
+        /* a peer that vanishes mid-write must not kill us: writes report EPIPE instead */
+        signal(SIGPIPE, SIG_IGN);
+
+        r = loop_new(&l);
+        if (r < 0)
+                goto out;
+        log_info(NULL, NULL,
+                 "sgxdevplugin %s starting: kubelet dir %s, dev root %s, %u slots per resource, "
+                 "domain %s, provisioning %s%s%s",
+                 SGXDEVPLUGIN_VERSION, opt->kubelet_dir, opt->dev_root, opt->max_pods, opt->domain,
+                 opt->provision ? "mapped" : "not mapped",
+                 opt->aesmd_dir ? ", aesmd dir " : "", opt->aesmd_dir ? opt->aesmd_dir : "");
+        r = plugin_new(l, opt, &p);
+        if (r < 0)
+                goto out;
+        r = loop_run(l);
+out:
+        if (r < 0)
+                log_error(NULL, NULL, "fatal: %s", strerror(-r));
+        p = plugin_free(p);
+        l = loop_free(l);
+        if (r >= 0)
+                log_info(NULL, NULL, "stopped");
+        return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+        struct cli_options opt;
+        char err[512];
+
+        if (cli_parse(argc, argv, &opt, err, sizeof(err)) < 0) {
+                fprintf(stderr, "sgxdevplugin: %s\n", err);
+                cli_usage(stderr);
+                return 2;
+        }
+        log_setup(opt.log_level, opt.log_format);
+
+        switch (opt.command) {
+        case CLI_HELP:
+                cli_usage(stdout);
+                return 0;
+        case CLI_VERSION:
+                printf("sgxdevplugin %s\n", SGXDEVPLUGIN_VERSION);
+                return 0;
+        case CLI_PROBE:
+                return run_probe(&opt);
+        case CLI_RUN:
+                break;
+        }
+        return run_daemon(&opt);
+}

@@ -1,1 +1,419 @@
-/* plugin.c - placeholder */
+/*
+ * plugin.c - the node (see plugin.h). Owns the node's device state, one dp_service and one reg
+ * per resource, the inotify watches and the safety-net rescan timer.
+ *
+ * Everything here is level-triggered: an inotify event (any of them), the rescan timer and
+ * start-up all run one resync that looks at the world as it is now - which directories exist,
+ * which devices are present, whether our sockets are still ours, which kubelet.sock (by inode)
+ * is up - and acts on the differences. A missed or coalesced event therefore costs nothing but
+ * latency, and the same code handles a late kubelet, a kubelet restart and a removed directory.
+ */
+#include "plugin.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "deviceplugin.h"
+#include "discovery.h"
+#include "log.h"
+#include "loop.h"
+#include "registration.h"
+
+#define MAX_WATCHES 4
+#define WATCH_MASK                                                                                 \
+        (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |   \
+         IN_ONLYDIR)
+
+struct resource {
+        enum dp_kind kind;
+        char name[256];              /* "sgx.k8s.io/dcap" */
+        char socket_path[PATH_MAX];  /* DIR/sgxdevplugin-dcap.sock */
+        struct dp_service *svc;      /* NULL while the kubelet dir does not exist */
+        struct reg *reg;
+        struct plugin *plugin;       /* back pointer, borrowed */
+};
+
+struct plugin {
+        struct loop *loop;             /* borrowed */
+        const struct cli_options *opt; /* borrowed */
+        struct dp_config cfg;
+
+        /* devices */
+        struct discovery disc;
+        bool scanned;                  /* disc holds a scan */
+        int scan_error;                /* last scan error logged, to log changes once */
+
+        /* resources */
+        struct resource res[DP_KIND_MAX];
+        size_t n_res;
+
+        /* kubelet */
+        char kubelet_sock[PATH_MAX];
+        bool kubelet_up;               /* kubelet.sock exists; k_dev/k_ino name it */
+        dev_t k_dev;
+        ino_t k_ino;
+        uint64_t kubelet_seen_usec;    /* when we saw this kubelet.sock, for the timing log */
+        bool timing_pending;           /* log once all resources registered */
+        bool kdir_missing_logged, devroot_missing_logged;
+
+        /* event sources */
+        int inotify_fd;
+        struct loop_source *inotify_src;
+        int wds[MAX_WATCHES];
+        size_t n_wds;
+        struct loop_source *rescan;
+        struct loop_source *sigterm, *sigint;
+};
+
+static void resync(struct plugin *p);
+
+/* ---- watches ---- */
+
+static bool is_dir(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Writes |path| or, when it does not exist, its nearest existing ancestor directory. */
+static void nearest_existing(const char *path, char *out, size_t size) {
+        snprintf(out, size, "%s", path);
+        while (!is_dir(out)) {
+                char *slash = strrchr(out, '/');
+                if (!slash) {
+                        snprintf(out, size, ".");
+                        return;
+                }
+                if (slash == out) {
+                        out[1] = '\0';
+                        return;
+                }
+                *slash = '\0';
+        }
+}
+
+static void sync_watches(struct plugin *p) {
+        char paths[3][PATH_MAX];
+        size_t n = 0;
+        int wds[MAX_WATCHES];
+        size_t n_wds = 0;
+
+        nearest_existing(p->opt->kubelet_dir, paths[n++], PATH_MAX);
+        nearest_existing(p->opt->dev_root, paths[n++], PATH_MAX);
+        snprintf(paths[n], PATH_MAX, "%s/sgx", p->opt->dev_root);
+        if (is_dir(paths[n]))
+                n++;
+
+        for (size_t i = 0; i < n; i++) {
+                int wd = inotify_add_watch(p->inotify_fd, paths[i], WATCH_MASK);
+                if (wd < 0) {
+                        log_warn(NULL, paths[i], "cannot watch directory: %s, relying on rescans",
+                                 strerror(errno));
+                        continue;
+                }
+                wds[n_wds++] = wd;
+        }
+        /* drop watches no longer wanted (one that vanished with its dir fails harmlessly) */
+        for (size_t i = 0; i < p->n_wds; i++) {
+                bool keep = false;
+                for (size_t j = 0; j < n_wds; j++)
+                        keep = keep || wds[j] == p->wds[i];
+                if (!keep)
+                        (void) inotify_rm_watch(p->inotify_fd, p->wds[i]);
+        }
+        memcpy(p->wds, wds, n_wds * sizeof(int));
+        p->n_wds = n_wds;
+}
+
+/* ---- devices ---- */
+
+static void log_devices(const struct plugin *p, const struct discovery *d) {
+        if (!discovery_has_dcap(d) && !discovery_has_ias(d)) {
+                log_info(NULL, p->opt->dev_root, "no SGX enclave device found");
+                return;
+        }
+        if (discovery_has_dcap(d))
+                log_info(NULL, d->dcap_enclave.host_path, "DCAP enclave device %u:%u%s%s",
+                         d->dcap_enclave.major, d->dcap_enclave.minor,
+                         d->dcap_provision.present ? ", provisioning device " : "",
+                         d->dcap_provision.present ? d->dcap_provision.host_path : "");
+        if (discovery_has_ias(d))
+                log_info(NULL, d->ias_enclave.host_path, "IAS enclave device %u:%u",
+                         d->ias_enclave.major, d->ias_enclave.minor);
+}
+
+static void sync_devices(struct plugin *p) {
+        struct discovery d;
+        int r = discovery_scan(p->opt->dev_root, &d);
+
+        if (r < 0) {
+                if (r != p->scan_error)
+                        log_error(NULL, p->opt->dev_root, "cannot scan for SGX devices: %s",
+                                  strerror(-r));
+                p->scan_error = r;
+                memset(&d, 0, sizeof(d));
+        } else {
+                p->scan_error = 0;
+        }
+        if (d.dev_root_missing && !p->devroot_missing_logged)
+                log_warn(NULL, p->opt->dev_root, "device root does not exist yet, watching for it");
+        p->devroot_missing_logged = d.dev_root_missing;
+
+        if (p->scanned && discovery_same_devices(&p->disc, &d))
+                return;
+        log_devices(p, &d);
+        p->disc = d;
+        p->scanned = true;
+        for (size_t i = 0; i < p->n_res; i++)
+                if (p->res[i].svc)
+                        dp_service_update(p->res[i].svc, &p->disc);
+}
+
+/* ---- kubelet ---- */
+
+static void on_stream_ended(struct dp_service *s, size_t remaining, void *userdata) {
+        struct resource *res = userdata;
+        struct plugin *p = res->plugin;
+        struct stat st;
+
+        if (remaining > 0 || !p->kubelet_up || !reg_is_registered(res->reg))
+                return;
+        /* the kubelet dropped our current registration while it is still up: register again */
+        if (stat(p->kubelet_sock, &st) == 0 && st.st_dev == p->k_dev && st.st_ino == p->k_ino) {
+                log_warn(res->name, p->kubelet_sock,
+                         "kubelet ended the ListAndWatch stream while still up, registering again");
+                reg_start(res->reg);
+        }
+}
+
+static void on_registered(struct reg *r, void *userdata) {
+        struct resource *res = userdata;
+        struct plugin *p = res->plugin;
+
+        if (!p->timing_pending)
+                return;
+        for (size_t i = 0; i < p->n_res; i++)
+                if (!reg_is_registered(p->res[i].reg))
+                        return;
+        p->timing_pending = false;
+        log_info(NULL, p->kubelet_sock, "all %zu resources registered %.1f ms after kubelet.sock appeared",
+                 p->n_res, (double) (loop_now_usec() - p->kubelet_seen_usec) / 1000.0);
+}
+
+/* Binds the sockets that are missing or no longer ours. Returns true when the dir exists. */
+static bool sync_sockets(struct plugin *p) {
+        if (!is_dir(p->opt->kubelet_dir)) {
+                if (!p->kdir_missing_logged)
+                        log_warn(NULL, p->opt->kubelet_dir,
+                                 "kubelet device-plugin directory does not exist yet, watching for it");
+                p->kdir_missing_logged = true;
+                return false;
+        }
+        p->kdir_missing_logged = false;
+        for (size_t i = 0; i < p->n_res; i++) {
+                struct resource *res = &p->res[i];
+                int r;
+
+                if (!res->svc) {
+                        r = dp_service_new(p->loop, &p->cfg, res->kind, res->socket_path,
+                                           &p->disc, on_stream_ended, res, &res->svc);
+                        if (r < 0)
+                                log_error(res->name, res->socket_path,
+                                          "cannot serve the device-plugin socket: %s, retrying on the next change",
+                                          strerror(-r));
+                        else
+                                log_info(res->name, res->socket_path, "serving");
+                } else if (!dp_service_owns_socket(res->svc)) {
+                        r = dp_service_relisten(res->svc);
+                        if (r < 0)
+                                log_error(res->name, res->socket_path,
+                                          "cannot re-create the device-plugin socket: %s, retrying on the next change",
+                                          strerror(-r));
+                        else
+                                log_info(res->name, res->socket_path,
+                                         "socket was removed, serving again");
+                }
+        }
+        return true;
+}
+
+static void sync_kubelet(struct plugin *p) {
+        struct stat st;
+        bool dir = sync_sockets(p);
+
+        if (dir && stat(p->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
+                if (p->kubelet_up && st.st_dev == p->k_dev && st.st_ino == p->k_ino)
+                        return;
+                log_info(NULL, p->kubelet_sock, "%s, registering %zu resources",
+                         p->kubelet_up ? "kubelet restarted" : "kubelet is up", p->n_res);
+                p->kubelet_up = true;
+                p->k_dev = st.st_dev;
+                p->k_ino = st.st_ino;
+                p->kubelet_seen_usec = loop_now_usec();
+                p->timing_pending = true;
+                for (size_t i = 0; i < p->n_res; i++)
+                        reg_start(p->res[i].reg);
+                return;
+        }
+        if (p->kubelet_up) {
+                log_warn(NULL, p->kubelet_sock, "kubelet socket is gone, waiting for the kubelet");
+                p->kubelet_up = false;
+                p->timing_pending = false;
+                for (size_t i = 0; i < p->n_res; i++)
+                        reg_stop(p->res[i].reg);
+        }
+}
+
+/* ---- events ---- */
+
+static void resync(struct plugin *p) {
+        sync_watches(p);
+        sync_devices(p);
+        sync_kubelet(p);
+}
+
+static void on_inotify(struct loop_source *s, int fd, uint32_t events, void *userdata) {
+        struct plugin *p = userdata;
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+        /* drain everything queued, then look at the world once */
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n <= 0)
+                        break;
+        }
+        resync(p);
+}
+
+static void on_rescan(struct loop_source *s, void *userdata) {
+        resync(userdata);
+}
+
+static void on_signal(struct loop_source *s, int signo, void *userdata) {
+        struct plugin *p = userdata;
+        log_info(NULL, NULL, "received %s, shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        loop_quit(p->loop, 0);
+}
+
+/* ---- lifetime ---- */
+
+int plugin_check_list_size(const struct cli_options *opt) {
+        struct dp_config cfg = {.domain = opt->domain, .max_pods = opt->max_pods};
+        for (int k = 0; k < DP_KIND_MAX; k++) {
+                uint8_t *buf;
+                size_t len;
+                int r = dp_encode_list(&cfg, (enum dp_kind) k, DP_HEALTH_UNHEALTHY, &buf, &len);
+                if (r < 0)
+                        return r;
+                free(buf);
+                if (len >= DP_LIST_LIMIT)
+                        return -EMSGSIZE;
+        }
+        return 0;
+}
+
+static int add_resource(struct plugin *p, enum dp_kind kind) {
+        struct resource *res = &p->res[p->n_res];
+        int r;
+
+        res->kind = kind;
+        res->plugin = p;
+        r = dp_resource_name(&p->cfg, kind, res->name, sizeof(res->name));
+        if (r < 0)
+                return r;
+        if ((size_t) snprintf(res->socket_path, sizeof(res->socket_path),
+                              "%s/sgxdevplugin-%s.sock", p->opt->kubelet_dir,
+                              dp_kind_name(kind)) >= sizeof(res->socket_path))
+                return -ENAMETOOLONG;
+        r = reg_new(p->loop, p->kubelet_sock, res->name, strrchr(res->socket_path, '/') + 1,
+                    on_registered, res, &res->reg);
+        if (r < 0)
+                return r;
+        p->n_res++;
+        return 0;
+}
+
+int plugin_new(struct loop *l, const struct cli_options *opt, struct plugin **ret) {
+        struct plugin *p = calloc(1, sizeof(*p));
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->loop = l;
+        p->opt = opt;
+        p->inotify_fd = -1;
+        p->cfg = (struct dp_config){
+                .domain = opt->domain,
+                .max_pods = opt->max_pods,
+                .provision = opt->provision,
+                .aesmd_dir = opt->aesmd_dir,
+        };
+        if ((size_t) snprintf(p->kubelet_sock, sizeof(p->kubelet_sock), "%s/kubelet.sock",
+                              opt->kubelet_dir) >= sizeof(p->kubelet_sock)) {
+                r = -ENAMETOOLONG;
+                goto out_free;
+        }
+        r = add_resource(p, DP_KIND_SGX);
+        if (r >= 0)
+                r = add_resource(p, DP_KIND_DCAP);
+        if (r >= 0)
+                r = add_resource(p, DP_KIND_IAS);
+        if (r >= 0 && opt->provision_resource)
+                r = add_resource(p, DP_KIND_PROVISION);
+        if (r < 0)
+                goto out_free;
+
+        p->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (p->inotify_fd < 0) {
+                r = -errno;
+                goto out_free;
+        }
+        r = loop_add_io(l, p->inotify_fd, EPOLLIN, on_inotify, p, &p->inotify_src);
+        if (r < 0)
+                goto out_free;
+        r = loop_add_timer(l, on_rescan, p, &p->rescan);
+        if (r < 0)
+                goto out_free;
+        r = loop_timer_arm(p->rescan, PLUGIN_RESCAN_USEC, PLUGIN_RESCAN_USEC);
+        if (r < 0)
+                goto out_free;
+        r = loop_add_signal(l, SIGTERM, on_signal, p, &p->sigterm);
+        if (r < 0)
+                goto out_free;
+        r = loop_add_signal(l, SIGINT, on_signal, p, &p->sigint);
+        if (r < 0)
+                goto out_free;
+
+        resync(p);
+        *ret = p;
+        return 0;
+
+out_free:
+        plugin_free(p);
+        return r;
+}
+
+struct plugin *plugin_free(struct plugin *p) {
+        if (!p)
+                return NULL;
+        for (size_t i = 0; i < p->n_res; i++) {
+                p->res[i].svc = dp_service_free(p->res[i].svc);
+                p->res[i].reg = reg_free(p->res[i].reg);
+        }
+        p->sigterm = loop_source_free(p->sigterm);
+        p->sigint = loop_source_free(p->sigint);
+        p->rescan = loop_source_free(p->rescan);
+        p->inotify_src = loop_source_free(p->inotify_src);
+        if (p->inotify_fd >= 0)
+                close(p->inotify_fd);
+        free(p);
+        return NULL;
+}
