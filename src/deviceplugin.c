@@ -1,1 +1,1078 @@
-/* deviceplugin.c - placeholder */
+/*
+ * deviceplugin.c - the kubelet's v1beta1 DevicePlugin service for one resource.
+ *
+ * Owns: device IDs ("<kind>-<n>") and their validation, the ListAndWatch device list (encoded by
+ * hand, once per health, so 100,000 slots cost one buffer), the Allocate / GetPreferredAllocation /
+ * PreStartContainer answers, and the service that serves them on one socket and keeps the open
+ * ListAndWatch streams. Leaves to others: finding devices (discovery.c), HTTP/2 and gRPC framing
+ * (grpc_server.c), registering with the kubelet and reacting to ended streams (plugin.c).
+ *
+ * The handlers are pure: (config, node state, request bytes) -> response bytes or a gRPC status.
+ * The service half ties them to a grpc_server and logs.
+ */
+#include "deviceplugin.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "api.pb-c.h"
+#include "discovery.h"
+#include "grpc_server.h"
+#include "log.h"
+
+#define HEALTHY "Healthy"
+#define UNHEALTHY "Unhealthy"
+
+#define RESOURCE_MAX 320 /* a DNS domain (253) + "/provision" */
+
+/* ---- names ---- */
+
+const char *dp_kind_name(enum dp_kind k) {
+        switch (k) {
+        case DP_KIND_SGX:
+                return "sgx";
+        case DP_KIND_DCAP:
+                return "dcap";
+        case DP_KIND_IAS:
+                return "ias";
+        case DP_KIND_PROVISION:
+                return "provision";
+        case DP_KIND_MAX:
+                break;
+        }
+        return "unknown";
+}
+
+const char *dp_health_name(enum dp_health h) {
+        switch (h) {
+        case DP_HEALTH_NONE:
+                return "None";
+        case DP_HEALTH_HEALTHY:
+                return HEALTHY;
+        case DP_HEALTH_UNHEALTHY:
+                return UNHEALTHY;
+        }
+        return "unknown";
+}
+
+int dp_resource_name(const struct dp_config *cfg, enum dp_kind k, char *buf, size_t size) {
+        int r;
+
+        r = snprintf(buf, size, "%s/%s", cfg->domain, dp_kind_name(k));
+        if (r < 0 || (size_t) r >= size)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+bool dp_kind_present(enum dp_kind k, const struct discovery *d) {
+        switch (k) {
+        case DP_KIND_SGX:
+                return discovery_has_dcap(d) || discovery_has_ias(d);
+        case DP_KIND_DCAP:
+                return discovery_has_dcap(d);
+        case DP_KIND_IAS:
+                return discovery_has_ias(d);
+        case DP_KIND_PROVISION:
+                return discovery_has_provision(d);
+        case DP_KIND_MAX:
+                break;
+        }
+        return false;
+}
+
+/* ---- small helpers ---- */
+
+static void set_err(char *err, size_t errsz, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errsz, const char *fmt, ...) {
+        va_list ap;
+
+        if (!err || errsz == 0)
+                return;
+        va_start(ap, fmt);
+        (void) vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+}
+
+/* The resource name for messages; falls back to the kind when the domain is absurdly long. */
+static void resource_or_kind(const struct dp_config *cfg, enum dp_kind k, char *buf, size_t size) {
+        if (dp_resource_name(cfg, k, buf, size) < 0)
+                (void) snprintf(buf, size, "%s", dp_kind_name(k));
+}
+
+/* Copies an untrusted ID for a message: printable ASCII only, at most 40 characters. */
+static void sanitize(const char *s, char *buf, size_t size) {
+        size_t i, max = size - 4; /* room for "..." and NUL */
+
+        for (i = 0; s[i] && i < max && i < 40; i++)
+                buf[i] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
+        buf[i] = '\0';
+        if (s[i])
+                memcpy(buf + i, "...", 4);
+}
+
+/* A response buffer: malloc(0) may be NULL, so an empty message still gets one byte. */
+static uint8_t *out_alloc(size_t len) {
+        return malloc(len ? len : 1);
+}
+
+/* ---- device IDs ---- */
+
+/*
+ * Parses |id| as "<kind>-<n>" of |k| with n < |max_pods|, decimal without leading zeros.
+ * Returns true and sets *ret_n (may be NULL) when it is one of this resource's IDs.
+ */
+static bool parse_id(enum dp_kind k, unsigned max_pods, const char *id, unsigned *ret_n) {
+        const char *name = dp_kind_name(k), *p;
+        size_t nlen = strlen(name);
+        unsigned long long n = 0;
+
+        if (strncmp(id, name, nlen) != 0 || id[nlen] != '-')
+                return false;
+        p = id + nlen + 1;
+        if (*p < '0' || *p > '9')
+                return false;
+        if (*p == '0' && p[1] != '\0')
+                return false;
+        for (; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return false;
+                n = n * 10 + (unsigned) (*p - '0');
+                if (n >= max_pods)
+                        return false;
+        }
+        if (ret_n)
+                *ret_n = (unsigned) n;
+        return true;
+}
+
+/* Validates one ID; on failure writes a message naming the ID and the resource. */
+static bool check_id(const struct dp_config *cfg, enum dp_kind k, const char *id, unsigned *ret_n,
+                     char *err, size_t errsz) {
+        char res[RESOURCE_MAX], shown[48];
+
+        if (parse_id(k, cfg->max_pods, id, ret_n))
+                return true;
+
+        resource_or_kind(cfg, k, res, sizeof(res));
+        sanitize(id, shown, sizeof(shown));
+        if (cfg->max_pods == 0)
+                set_err(err, errsz, "unknown device ID \"%s\" for resource %s (it has no devices)",
+                        shown, res);
+        else
+                set_err(err, errsz,
+                        "unknown device ID \"%s\" for resource %s (its IDs are %s-0..%s-%u)", shown,
+                        res, dp_kind_name(k), dp_kind_name(k), cfg->max_pods - 1);
+        return false;
+}
+
+static bool check_ids(const struct dp_config *cfg, enum dp_kind k, char *const *ids, size_t n,
+                      char *err, size_t errsz) {
+        for (size_t i = 0; i < n; i++)
+                if (!check_id(cfg, k, ids[i], NULL, err, errsz))
+                        return false;
+        return true;
+}
+
+/* ---- device layout: which host node goes where in the container ---- */
+
+struct mapping {
+        const char *host_path;
+        const char *container_paths[2];
+        size_t n_container_paths;
+};
+
+struct layout {
+        struct mapping maps[2];
+        size_t n_maps;
+};
+
+static void add_map(struct layout *l, const char *host, const char *c0, const char *c1) {
+        struct mapping *m = &l->maps[l->n_maps++];
+
+        m->host_path = host;
+        m->container_paths[0] = c0;
+        m->container_paths[1] = c1;
+        m->n_container_paths = c1 ? 2 : 1;
+}
+
+static void add_provision(struct layout *l, const struct discovery *d) {
+        if (d->dcap_legacy)
+                add_map(l, d->dcap_provision.host_path, "/dev/sgx_prv", NULL);
+        else
+                add_map(l, d->dcap_provision.host_path, "/dev/sgx_provision", "/dev/sgx/provision");
+}
+
+static void add_dcap(const struct dp_config *cfg, struct layout *l, const struct discovery *d) {
+        if (d->dcap_legacy)
+                add_map(l, d->dcap_enclave.host_path, "/dev/sgx", NULL);
+        else
+                add_map(l, d->dcap_enclave.host_path, "/dev/sgx_enclave", "/dev/sgx/enclave");
+        if (cfg->provision && discovery_has_provision(d))
+                add_provision(l, d);
+}
+
+static void add_ias(struct layout *l, const struct discovery *d) {
+        add_map(l, d->ias_enclave.host_path, "/dev/isgx", NULL);
+}
+
+/* Fills *ret with what an Allocate maps now. Returns false when the resource is not present. */
+static bool layout_for(const struct dp_config *cfg, enum dp_kind k, const struct discovery *d,
+                       struct layout *ret) {
+        memset(ret, 0, sizeof(*ret));
+        switch (k) {
+        case DP_KIND_SGX:
+                if (discovery_has_dcap(d))
+                        add_dcap(cfg, ret, d);
+                else if (discovery_has_ias(d))
+                        add_ias(ret, d);
+                break;
+        case DP_KIND_DCAP:
+                if (discovery_has_dcap(d))
+                        add_dcap(cfg, ret, d);
+                break;
+        case DP_KIND_IAS:
+                if (discovery_has_ias(d))
+                        add_ias(ret, d);
+                break;
+        case DP_KIND_PROVISION:
+                if (discovery_has_provision(d))
+                        add_provision(ret, d);
+                break;
+        case DP_KIND_MAX:
+                break;
+        }
+        return ret->n_maps > 0;
+}
+
+/* "/dev/sgx_enclave, /dev/sgx_provision" */
+static void layout_host_paths(const struct layout *l, char *buf, size_t size) {
+        size_t off = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < l->n_maps && off < size; i++) {
+                int r = snprintf(buf + off, size - off, "%s%s", i ? ", " : "",
+                                 l->maps[i].host_path);
+                if (r < 0)
+                        break;
+                off += (size_t) r;
+        }
+}
+
+/* ---- ListAndWatch and options ---- */
+
+static size_t varint_len(size_t v) {
+        size_t n = 1;
+
+        while (v >= 0x80) {
+                v >>= 7;
+                n++;
+        }
+        return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, size_t v) {
+        while (v >= 0x80) {
+                *p++ = (uint8_t) (v | 0x80);
+                v >>= 7;
+        }
+        *p++ = (uint8_t) v;
+        return p;
+}
+
+static size_t decimal_len(unsigned n) {
+        size_t len = 1;
+
+        while (n >= 10) {
+                n /= 10;
+                len++;
+        }
+        return len;
+}
+
+/* Writes exactly |len| decimal digits of |n|. */
+static uint8_t *put_decimal(uint8_t *p, unsigned n, size_t len) {
+        for (size_t i = len; i > 0; i--) {
+                p[i - 1] = (uint8_t) ('0' + n % 10);
+                n /= 10;
+        }
+        return p + len;
+}
+
+/*
+ * The ListAndWatchResponse is encoded by hand: field 1 (devices) repeated, each a Device with
+ * field 1 (ID) and field 2 (health). One pass for the size, one to fill; no per-device allocation.
+ */
+int dp_encode_list(const struct dp_config *cfg, enum dp_kind k, enum dp_health h, uint8_t **ret_buf,
+                   size_t *ret_len) {
+        const char *name = dp_kind_name(k);
+        const char *health = h == DP_HEALTH_HEALTHY ? HEALTHY : UNHEALTHY;
+        size_t nlen = strlen(name), hlen = strlen(health), total = 0;
+        unsigned n_devices = h == DP_HEALTH_NONE ? 0 : cfg->max_pods;
+        uint8_t *buf, *p;
+
+        for (unsigned i = 0; i < n_devices; i++) {
+                size_t idlen = nlen + 1 + decimal_len(i);
+                size_t inner = 1 + varint_len(idlen) + idlen + 1 + varint_len(hlen) + hlen;
+
+                total += 1 + varint_len(inner) + inner;
+        }
+
+        buf = out_alloc(total);
+        if (!buf)
+                return -ENOMEM;
+
+        p = buf;
+        for (unsigned i = 0; i < n_devices; i++) {
+                size_t dlen = decimal_len(i);
+                size_t idlen = nlen + 1 + dlen;
+                size_t inner = 1 + varint_len(idlen) + idlen + 1 + varint_len(hlen) + hlen;
+
+                *p++ = 0x0a; /* ListAndWatchResponse.devices, length-delimited */
+                p = put_varint(p, inner);
+                *p++ = 0x0a; /* Device.ID */
+                p = put_varint(p, idlen);
+                memcpy(p, name, nlen);
+                p += nlen;
+                *p++ = '-';
+                p = put_decimal(p, i, dlen);
+                *p++ = 0x12; /* Device.health */
+                p = put_varint(p, hlen);
+                memcpy(p, health, hlen);
+                p += hlen;
+        }
+
+        *ret_buf = buf;
+        *ret_len = (size_t) (p - buf);
+        return 0;
+}
+
+int dp_encode_options(uint8_t **ret_buf, size_t *ret_len) {
+        V1beta1__DevicePluginOptions opts = V1BETA1__DEVICE_PLUGIN_OPTIONS__INIT;
+        uint8_t *buf;
+        size_t len;
+
+        opts.pre_start_required = false;
+        opts.get_preferred_allocation_available = false;
+
+        len = v1beta1__device_plugin_options__get_packed_size(&opts);
+        buf = out_alloc(len);
+        if (!buf)
+                return -ENOMEM;
+        *ret_len = v1beta1__device_plugin_options__pack(&opts, buf);
+        *ret_buf = buf;
+        return 0;
+}
+
+/* ---- Allocate ---- */
+
+/* What an accepted Allocate did, for the service's log line. */
+struct alloc_info {
+        struct layout layout;
+        size_t n_ids;
+        size_t n_containers;
+};
+
+/*
+ * Every container of one Allocate gets the same devices (the slots are identical), so one
+ * ContainerAllocateResponse on the stack serves them all: the only heap memory is the pointer
+ * array and the answer.
+ */
+static enum grpc_status allocate(const struct dp_config *cfg, enum dp_kind k,
+                                 const struct discovery *d, const uint8_t *req, size_t len,
+                                 uint8_t **ret_buf, size_t *ret_len, struct alloc_info *ret_info,
+                                 char *err, size_t errsz) {
+        V1beta1__AllocateResponse resp = V1BETA1__ALLOCATE_RESPONSE__INIT;
+        V1beta1__ContainerAllocateResponse cresp = V1BETA1__CONTAINER_ALLOCATE_RESPONSE__INIT;
+        V1beta1__DeviceSpec specs[4], *spec_ptrs[4];
+        V1beta1__Mount mount = V1BETA1__MOUNT__INIT, *mount_ptr = &mount;
+        V1beta1__ContainerAllocateResponse **cresps = NULL;
+        V1beta1__AllocateRequest *r;
+        enum grpc_status status;
+        struct alloc_info info = {.n_ids = 0};
+        char res[RESOURCE_MAX];
+        size_t n_specs = 0, packed;
+        uint8_t *buf;
+
+        r = v1beta1__allocate_request__unpack(NULL, len, req);
+        if (!r) {
+                set_err(err, errsz, "undecodable AllocateRequest (%zu bytes)", len);
+                return GRPC_STATUS_INVALID_ARGUMENT;
+        }
+
+        if (r->n_container_requests == 0) {
+                set_err(err, errsz, "AllocateRequest has no container requests");
+                status = GRPC_STATUS_INVALID_ARGUMENT;
+                goto out_free_request;
+        }
+        for (size_t i = 0; i < r->n_container_requests; i++) {
+                const V1beta1__ContainerAllocateRequest *c = r->container_requests[i];
+
+                if (c->n_devices_ids == 0) {
+                        set_err(err, errsz, "container request %zu lists no device IDs", i);
+                        status = GRPC_STATUS_INVALID_ARGUMENT;
+                        goto out_free_request;
+                }
+                if (!check_ids(cfg, k, c->devices_ids, c->n_devices_ids, err, errsz)) {
+                        status = GRPC_STATUS_INVALID_ARGUMENT;
+                        goto out_free_request;
+                }
+                info.n_ids += c->n_devices_ids;
+        }
+        info.n_containers = r->n_container_requests;
+
+        if (!layout_for(cfg, k, d, &info.layout)) {
+                resource_or_kind(cfg, k, res, sizeof(res));
+                set_err(err, errsz, "no SGX device present on this node for resource %s", res);
+                status = GRPC_STATUS_FAILED_PRECONDITION;
+                goto out_free_request;
+        }
+
+        for (size_t i = 0; i < info.layout.n_maps; i++) {
+                const struct mapping *m = &info.layout.maps[i];
+
+                for (size_t j = 0; j < m->n_container_paths; j++) {
+                        V1beta1__DeviceSpec *s = &specs[n_specs];
+
+                        v1beta1__device_spec__init(s);
+                        s->container_path = (char *) m->container_paths[j];
+                        s->host_path = (char *) m->host_path;
+                        s->permissions = (char *) "rw";
+                        spec_ptrs[n_specs++] = s;
+                }
+        }
+        cresp.n_devices = n_specs;
+        cresp.devices = spec_ptrs;
+        if (cfg->aesmd_dir) {
+                mount.container_path = (char *) cfg->aesmd_dir;
+                mount.host_path = (char *) cfg->aesmd_dir;
+                mount.read_only = false;
+                cresp.n_mounts = 1;
+                cresp.mounts = &mount_ptr;
+        }
+
+        cresps = calloc(r->n_container_requests, sizeof(*cresps));
+        if (!cresps)
+                goto out_oom;
+        for (size_t i = 0; i < r->n_container_requests; i++)
+                cresps[i] = &cresp;
+        resp.n_container_responses = r->n_container_requests;
+        resp.container_responses = cresps;
+
+        packed = v1beta1__allocate_response__get_packed_size(&resp);
+        buf = out_alloc(packed);
+        if (!buf)
+                goto out_oom;
+        *ret_len = v1beta1__allocate_response__pack(&resp, buf);
+        *ret_buf = buf;
+        if (ret_info)
+                *ret_info = info;
+        status = GRPC_STATUS_OK;
+        goto out_free_responses;
+
+out_oom:
+        set_err(err, errsz, "out of memory");
+        status = GRPC_STATUS_INTERNAL;
+out_free_responses:
+        free(cresps);
+out_free_request:
+        v1beta1__allocate_request__free_unpacked(r, NULL);
+        return status;
+}
+
+enum grpc_status dp_handle_allocate(const struct dp_config *cfg, enum dp_kind k,
+                                    const struct discovery *d, const uint8_t *req, size_t len,
+                                    uint8_t **ret_buf, size_t *ret_len, char *err, size_t errsz) {
+        return allocate(cfg, k, d, req, len, ret_buf, ret_len, NULL, err, errsz);
+}
+
+/* ---- GetPreferredAllocation ---- */
+
+static bool bit_test_set(uint8_t *bits, unsigned n) {
+        bool was = bits[n / 8] & (1u << (n % 8));
+
+        bits[n / 8] |= (uint8_t) (1u << (n % 8));
+        return was;
+}
+
+static bool check_preferred(const struct dp_config *cfg, enum dp_kind k,
+                            const V1beta1__ContainerPreferredAllocationRequest *c, size_t i,
+                            char *err, size_t errsz) {
+        if (!check_ids(cfg, k, c->available_deviceids, c->n_available_deviceids, err, errsz))
+                return false;
+        if (!check_ids(cfg, k, c->must_include_deviceids, c->n_must_include_deviceids, err, errsz))
+                return false;
+        if (c->allocation_size < 0 || (size_t) c->allocation_size < c->n_must_include_deviceids) {
+                set_err(err, errsz,
+                        "container request %zu: allocation_size %d is less than the %zu "
+                        "must-include device IDs",
+                        i, (int) c->allocation_size, c->n_must_include_deviceids);
+                return false;
+        }
+        if ((size_t) c->allocation_size > c->n_available_deviceids) {
+                set_err(err, errsz,
+                        "container request %zu: allocation_size %d exceeds the %zu available "
+                        "device IDs",
+                        i, (int) c->allocation_size, c->n_available_deviceids);
+                return false;
+        }
+        return true;
+}
+
+/*
+ * Must-include IDs first (in order, deduplicated), then available ones in order, skipping those
+ * already chosen, up to allocation_size. |bits| (one bit per slot) is all zero on entry and
+ * cleared again before returning. The answer borrows the request's strings.
+ */
+static void choose_preferred(const struct dp_config *cfg, enum dp_kind k,
+                             const V1beta1__ContainerPreferredAllocationRequest *c, uint8_t *bits,
+                             char **ids, size_t *ret_n) {
+        size_t want = (size_t) c->allocation_size, n = 0;
+        unsigned slot;
+
+        for (size_t i = 0; i < c->n_must_include_deviceids && n < want; i++) {
+                if (!parse_id(k, cfg->max_pods, c->must_include_deviceids[i], &slot))
+                        continue;
+                if (!bit_test_set(bits, slot))
+                        ids[n++] = c->must_include_deviceids[i];
+        }
+        for (size_t i = 0; i < c->n_available_deviceids && n < want; i++) {
+                if (!parse_id(k, cfg->max_pods, c->available_deviceids[i], &slot))
+                        continue;
+                if (!bit_test_set(bits, slot))
+                        ids[n++] = c->available_deviceids[i];
+        }
+        for (size_t i = 0; i < n; i++)
+                if (parse_id(k, cfg->max_pods, ids[i], &slot))
+                        bits[slot / 8] = 0;
+        *ret_n = n;
+}
+
+enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum dp_kind k,
+                                     const uint8_t *req, size_t len, uint8_t **ret_buf,
+                                     size_t *ret_len, char *err, size_t errsz) {
+        V1beta1__PreferredAllocationResponse resp = V1BETA1__PREFERRED_ALLOCATION_RESPONSE__INIT;
+        V1beta1__ContainerPreferredAllocationResponse *cresps = NULL, **cresp_ptrs = NULL;
+        V1beta1__PreferredAllocationRequest *r;
+        enum grpc_status status;
+        size_t n, total = 0, used = 0, packed;
+        char **ids = NULL;
+        uint8_t *bits = NULL, *buf;
+
+        r = v1beta1__preferred_allocation_request__unpack(NULL, len, req);
+        if (!r) {
+                set_err(err, errsz, "undecodable PreferredAllocationRequest (%zu bytes)", len);
+                return GRPC_STATUS_INVALID_ARGUMENT;
+        }
+        n = r->n_container_requests;
+        if (n == 0) {
+                set_err(err, errsz, "PreferredAllocationRequest has no container requests");
+                status = GRPC_STATUS_INVALID_ARGUMENT;
+                goto out_free_request;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (!check_preferred(cfg, k, r->container_requests[i], i, err, errsz)) {
+                        status = GRPC_STATUS_INVALID_ARGUMENT;
+                        goto out_free_request;
+                }
+                /* bounded by the available IDs the request carried */
+                total += (size_t) r->container_requests[i]->allocation_size;
+        }
+
+        cresps = calloc(n, sizeof(*cresps));
+        cresp_ptrs = calloc(n, sizeof(*cresp_ptrs));
+        ids = calloc(total ? total : 1, sizeof(*ids));
+        bits = calloc(cfg->max_pods / 8 + 1, 1);
+        if (!cresps || !cresp_ptrs || !ids || !bits) {
+                set_err(err, errsz, "out of memory");
+                status = GRPC_STATUS_INTERNAL;
+                goto out_free_answer;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                size_t chosen;
+
+                v1beta1__container_preferred_allocation_response__init(&cresps[i]);
+                choose_preferred(cfg, k, r->container_requests[i], bits, ids + used, &chosen);
+                cresps[i].n_deviceids = chosen;
+                cresps[i].deviceids = ids + used;
+                cresp_ptrs[i] = &cresps[i];
+                used += chosen;
+        }
+        resp.n_container_responses = n;
+        resp.container_responses = cresp_ptrs;
+
+        packed = v1beta1__preferred_allocation_response__get_packed_size(&resp);
+        buf = out_alloc(packed);
+        if (!buf) {
+                set_err(err, errsz, "out of memory");
+                status = GRPC_STATUS_INTERNAL;
+                goto out_free_answer;
+        }
+        *ret_len = v1beta1__preferred_allocation_response__pack(&resp, buf);
+        *ret_buf = buf;
+        status = GRPC_STATUS_OK;
+
+out_free_answer:
+        free(bits);
+        free(ids);
+        free(cresp_ptrs);
+        free(cresps);
+out_free_request:
+        v1beta1__preferred_allocation_request__free_unpacked(r, NULL);
+        return status;
+}
+
+/* ---- PreStartContainer ---- */
+
+enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum dp_kind k, const uint8_t *req,
+                                    size_t len, uint8_t **ret_buf, size_t *ret_len, char *err,
+                                    size_t errsz) {
+        V1beta1__PreStartContainerResponse resp = V1BETA1__PRE_START_CONTAINER_RESPONSE__INIT;
+        V1beta1__PreStartContainerRequest *r;
+        enum grpc_status status = GRPC_STATUS_OK;
+        uint8_t *buf;
+        size_t packed;
+
+        r = v1beta1__pre_start_container_request__unpack(NULL, len, req);
+        if (!r) {
+                set_err(err, errsz, "undecodable PreStartContainerRequest (%zu bytes)", len);
+                return GRPC_STATUS_INVALID_ARGUMENT;
+        }
+        if (!check_ids(cfg, k, r->devices_ids, r->n_devices_ids, err, errsz)) {
+                status = GRPC_STATUS_INVALID_ARGUMENT;
+                goto out_free_request;
+        }
+
+        packed = v1beta1__pre_start_container_response__get_packed_size(&resp);
+        buf = out_alloc(packed);
+        if (!buf) {
+                set_err(err, errsz, "out of memory");
+                status = GRPC_STATUS_INTERNAL;
+                goto out_free_request;
+        }
+        *ret_len = v1beta1__pre_start_container_response__pack(&resp, buf);
+        *ret_buf = buf;
+
+out_free_request:
+        v1beta1__pre_start_container_request__free_unpacked(r, NULL);
+        return status;
+}
+
+/* ---- the service ---- */
+
+/* One open ListAndWatch stream. */
+struct stream {
+        struct grpc_call *call;
+        uint64_t sent_gen; /* the broadcast generation this stream last got */
+};
+
+/* One encoded list, cached per health. */
+struct list_cache {
+        uint8_t *buf;
+        size_t len;
+        bool valid;
+};
+
+struct dp_service {
+        struct loop *loop;    /* borrowed */
+        struct dp_config cfg; /* copied; its strings borrowed */
+        enum dp_kind kind;
+        char resource[RESOURCE_MAX]; /* "sgx.k8s.io/dcap" */
+        char *socket_path;           /* owned */
+        const char *endpoint;        /* basename, points into socket_path */
+
+        struct discovery disc; /* node state, copied */
+        enum dp_health health;
+        bool seen; /* the class was present at some point since start */
+
+        struct grpc_server *server; /* NULL after a failed relisten */
+
+        struct stream *streams; /* open ListAndWatch streams */
+        size_t n_streams, n_alloc;
+        uint64_t gen; /* broadcast generation */
+
+        struct list_cache lists[3]; /* indexed by enum dp_health */
+        bool list_too_big_logged;
+
+        dp_stream_ended_fn on_stream_ended;
+        void *userdata;
+};
+
+static void on_get_options(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata);
+static void on_list_and_watch(struct grpc_call *call, const uint8_t *req, size_t len,
+                              void *userdata);
+static void on_get_preferred(struct grpc_call *call, const uint8_t *req, size_t len,
+                             void *userdata);
+static void on_allocate(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata);
+static void on_prestart(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata);
+
+static const struct grpc_method methods[] = {
+        {"/v1beta1.DevicePlugin/GetDevicePluginOptions", false, on_get_options},
+        {"/v1beta1.DevicePlugin/ListAndWatch", true, on_list_and_watch},
+        {"/v1beta1.DevicePlugin/GetPreferredAllocation", false, on_get_preferred},
+        {"/v1beta1.DevicePlugin/Allocate", false, on_allocate},
+        {"/v1beta1.DevicePlugin/PreStartContainer", false, on_prestart},
+};
+
+static enum dp_health compute_health(struct dp_service *s) {
+        if (dp_kind_present(s->kind, &s->disc)) {
+                s->seen = true;
+                return DP_HEALTH_HEALTHY;
+        }
+        return s->seen ? DP_HEALTH_UNHEALTHY : DP_HEALTH_NONE;
+}
+
+/* The encoded list for |h|, encoded on first use. NULL on ENOMEM or when over DP_LIST_LIMIT. */
+static const struct list_cache *get_list(struct dp_service *s, enum dp_health h) {
+        struct list_cache *c = &s->lists[h];
+        int r;
+
+        if (!c->valid) {
+                r = dp_encode_list(&s->cfg, s->kind, h, &c->buf, &c->len);
+                if (r < 0) {
+                        log_error(s->resource, s->socket_path,
+                                  "cannot encode the device list: %s, not sending it",
+                                  strerror(-r));
+                        return NULL;
+                }
+                c->valid = true;
+        }
+        if (c->len > DP_LIST_LIMIT) {
+                if (!s->list_too_big_logged)
+                        log_error(s->resource, s->socket_path,
+                                  "device list of %u slots is %zu bytes, over the %u byte limit, "
+                                  "not sending it",
+                                  s->cfg.max_pods, c->len, DP_LIST_LIMIT);
+                s->list_too_big_logged = true;
+                return NULL;
+        }
+        return c;
+}
+
+static void send_list(struct dp_service *s, struct grpc_call *call) {
+        const struct list_cache *c = get_list(s, s->health);
+        int r;
+
+        if (!c)
+                return;
+        r = grpc_call_send(call, c->buf, c->len);
+        if (r < 0 && r != -EPIPE)
+                log_error(s->resource, s->socket_path,
+                          "cannot send the device list: %s, keeping the stream", strerror(-r));
+}
+
+/*
+ * Sends the current list to every open stream. Sending may, in principle, end calls (and so
+ * change the set) under us: each stream is marked with the generation it got, and the scan
+ * restarts after every send, so no stream is skipped or sent twice.
+ */
+static size_t broadcast(struct dp_service *s) {
+        size_t sent = 0;
+        bool again = true;
+
+        s->gen++;
+        while (again) {
+                again = false;
+                for (size_t i = 0; i < s->n_streams; i++) {
+                        if (s->streams[i].sent_gen == s->gen)
+                                continue;
+                        s->streams[i].sent_gen = s->gen;
+                        send_list(s, s->streams[i].call);
+                        sent++;
+                        again = true;
+                        break;
+                }
+        }
+        return sent;
+}
+
+static int add_stream(struct dp_service *s, struct grpc_call *call) {
+        if (s->n_streams == s->n_alloc) {
+                size_t n = s->n_alloc ? s->n_alloc * 2 : 4;
+                struct stream *a = realloc(s->streams, n * sizeof(*a));
+
+                if (!a)
+                        return -ENOMEM;
+                s->streams = a;
+                s->n_alloc = n;
+        }
+        s->streams[s->n_streams++] = (struct stream){.call = call, .sent_gen = s->gen};
+        return 0;
+}
+
+static bool remove_stream(struct dp_service *s, struct grpc_call *call) {
+        for (size_t i = 0; i < s->n_streams; i++) {
+                if (s->streams[i].call != call)
+                        continue;
+                memmove(&s->streams[i], &s->streams[i + 1],
+                        (s->n_streams - i - 1) * sizeof(*s->streams));
+                s->n_streams--;
+                return true;
+        }
+        return false;
+}
+
+static void log_health(struct dp_service *s, enum dp_health old, size_t n_notified) {
+        struct layout l;
+        char paths[2 * DISCOVERY_PATH_MAX + 8];
+
+        switch (s->health) {
+        case DP_HEALTH_HEALTHY:
+                layout_for(&s->cfg, s->kind, &s->disc, &l);
+                layout_host_paths(&l, paths, sizeof(paths));
+                log_info(s->resource, s->socket_path,
+                         "devices healthy: %s, %u slots Healthy%s, %zu stream(s) notified", paths,
+                         s->cfg.max_pods, old == DP_HEALTH_UNHEALTHY ? " again" : "", n_notified);
+                break;
+        case DP_HEALTH_UNHEALTHY:
+                log_warn(s->resource, s->socket_path,
+                         "device vanished, %u slots Unhealthy, %zu stream(s) notified",
+                         s->cfg.max_pods, n_notified);
+                break;
+        case DP_HEALTH_NONE:
+                log_info(s->resource, s->socket_path, "no device present, advertising none");
+                break;
+        }
+}
+
+/* Logs a rejected request and answers it. */
+static void reject(struct dp_service *s, struct grpc_call *call, const char *method,
+                   enum grpc_status status, const char *err) {
+        log_warn(s->resource, s->socket_path, "%s rejected: %s (%s)", method, err,
+                 grpc_status_name(status));
+        (void) grpc_call_fail(call, status, err);
+}
+
+/* Answers a unary call with |buf| (freed here). */
+static void reply(struct dp_service *s, struct grpc_call *call, const char *method, uint8_t *buf,
+                  size_t len) {
+        int r = grpc_call_reply(call, buf, len);
+
+        if (r < 0 && r != -EPIPE)
+                log_warn(s->resource, s->socket_path, "%s: cannot send the answer: %s", method,
+                         strerror(-r));
+        free(buf);
+}
+
+static void on_get_options(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        struct dp_service *s = userdata;
+        uint8_t *buf;
+        size_t blen;
+
+        if (dp_encode_options(&buf, &blen) < 0) {
+                reject(s, call, "GetDevicePluginOptions", GRPC_STATUS_INTERNAL, "out of memory");
+                return;
+        }
+        reply(s, call, "GetDevicePluginOptions", buf, blen);
+}
+
+static void on_list_and_watch(struct grpc_call *call, const uint8_t *req, size_t len,
+                              void *userdata) {
+        struct dp_service *s = userdata;
+
+        if (add_stream(s, call) < 0) {
+                reject(s, call, "ListAndWatch", GRPC_STATUS_INTERNAL, "out of memory");
+                return;
+        }
+        grpc_call_set_userdata(call, s); /* marks the call as one of our streams */
+        log_debug(s->resource, s->socket_path, "ListAndWatch opened, %zu stream(s), %s",
+                  s->n_streams, dp_health_name(s->health));
+        send_list(s, call);
+}
+
+static void on_get_preferred(struct grpc_call *call, const uint8_t *req, size_t len,
+                             void *userdata) {
+        struct dp_service *s = userdata;
+        enum grpc_status st;
+        char err[256];
+        uint8_t *buf;
+        size_t blen;
+
+        st = dp_handle_preferred(&s->cfg, s->kind, req, len, &buf, &blen, err, sizeof(err));
+        if (st != GRPC_STATUS_OK) {
+                reject(s, call, "GetPreferredAllocation", st, err);
+                return;
+        }
+        reply(s, call, "GetPreferredAllocation", buf, blen);
+}
+
+static void on_allocate(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        struct dp_service *s = userdata;
+        struct alloc_info info;
+        enum grpc_status st;
+        char err[256], paths[2 * DISCOVERY_PATH_MAX + 8];
+        uint8_t *buf;
+        size_t blen;
+
+        st = allocate(&s->cfg, s->kind, &s->disc, req, len, &buf, &blen, &info, err, sizeof(err));
+        if (st != GRPC_STATUS_OK) {
+                reject(s, call, "Allocate", st, err);
+                return;
+        }
+        layout_host_paths(&info.layout, paths, sizeof(paths));
+        log_info(s->resource, s->socket_path,
+                 "Allocate: %zu device ID(s) in %zu container(s), mapped %s%s%s", info.n_ids,
+                 info.n_containers, paths, s->cfg.aesmd_dir ? ", mounted " : "",
+                 s->cfg.aesmd_dir ? s->cfg.aesmd_dir : "");
+        reply(s, call, "Allocate", buf, blen);
+}
+
+static void on_prestart(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        struct dp_service *s = userdata;
+        enum grpc_status st;
+        char err[256];
+        uint8_t *buf;
+        size_t blen;
+
+        st = dp_handle_prestart(&s->cfg, s->kind, req, len, &buf, &blen, err, sizeof(err));
+        if (st != GRPC_STATUS_OK) {
+                reject(s, call, "PreStartContainer", st, err);
+                return;
+        }
+        reply(s, call, "PreStartContainer", buf, blen);
+}
+
+static void on_call_closed(struct grpc_call *call, bool by_peer, void *userdata) {
+        struct dp_service *s = userdata;
+
+        if (grpc_call_get_userdata(call) != s)
+                return; /* a unary call */
+        if (!remove_stream(s, call))
+                return;
+        log_debug(s->resource, s->socket_path, "ListAndWatch ended by %s, %zu stream(s) left",
+                  by_peer ? "the kubelet" : "us", s->n_streams);
+        if (by_peer && s->on_stream_ended)
+                s->on_stream_ended(s, s->n_streams, s->userdata);
+}
+
+static int listen_socket(struct dp_service *s, struct grpc_server **ret) {
+        const struct grpc_server_config gcfg = {
+                .methods = methods,
+                .n_methods = sizeof(methods) / sizeof(methods[0]),
+                .on_call_closed = on_call_closed,
+                .userdata = s,
+                .max_recv_msg = 0,
+                .log_resource = s->resource,
+        };
+
+        return grpc_server_new(s->loop, s->socket_path, &gcfg, ret);
+}
+
+int dp_service_new(struct loop *l, const struct dp_config *cfg, enum dp_kind k,
+                   const char *socket_path, const struct discovery *d,
+                   dp_stream_ended_fn on_stream_ended, void *userdata, struct dp_service **ret) {
+        struct dp_service *s;
+        const char *slash;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->loop = l;
+        s->cfg = *cfg;
+        s->kind = k;
+        s->on_stream_ended = on_stream_ended;
+        s->userdata = userdata;
+        s->disc = *d;
+
+        r = dp_resource_name(cfg, k, s->resource, sizeof(s->resource));
+        if (r < 0)
+                goto out_free_service;
+        s->socket_path = strdup(socket_path);
+        if (!s->socket_path) {
+                r = -ENOMEM;
+                goto out_free_service;
+        }
+        slash = strrchr(s->socket_path, '/');
+        s->endpoint = slash ? slash + 1 : s->socket_path;
+
+        s->health = compute_health(s);
+
+        r = listen_socket(s, &s->server);
+        if (r < 0)
+                goto out_free_path;
+
+        if (s->health == DP_HEALTH_HEALTHY)
+                log_health(s, DP_HEALTH_NONE, 0);
+        else
+                log_debug(s->resource, s->socket_path, "no device present, advertising none");
+
+        *ret = s;
+        return 0;
+
+out_free_path:
+        free(s->socket_path);
+out_free_service:
+        free(s);
+        return r;
+}
+
+struct dp_service *dp_service_free(struct dp_service *s) {
+        if (!s)
+                return NULL;
+        /* ends every call; on_call_closed empties the stream set (by_peer=false) */
+        s->server = grpc_server_free(s->server);
+        for (size_t i = 0; i < sizeof(s->lists) / sizeof(s->lists[0]); i++)
+                free(s->lists[i].buf);
+        free(s->streams);
+        free(s->socket_path);
+        free(s);
+        return NULL;
+}
+
+int dp_service_relisten(struct dp_service *s) {
+        /*
+         * End the old server first: it ends its connections (and their streams) and unlinks the
+         * path only if it still names its socket. Then bind anew. On failure there is no server
+         * until the next relisten.
+         */
+        s->server = grpc_server_free(s->server);
+        return listen_socket(s, &s->server);
+}
+
+bool dp_service_owns_socket(const struct dp_service *s) {
+        return s->server && grpc_server_owns_path(s->server);
+}
+
+void dp_service_update(struct dp_service *s, const struct discovery *d) {
+        enum dp_health old = s->health;
+        size_t n;
+
+        s->disc = *d;
+        s->health = compute_health(s);
+        if (s->health == old)
+                return;
+        n = broadcast(s);
+        log_health(s, old, n);
+}
+
+enum dp_health dp_service_health(const struct dp_service *s) {
+        return s->health;
+}
+
+enum dp_kind dp_service_kind(const struct dp_service *s) {
+        return s->kind;
+}
+
+const char *dp_service_resource(const struct dp_service *s) {
+        return s->resource;
+}
+
+const char *dp_service_socket_path(const struct dp_service *s) {
+        return s->socket_path;
+}
+
+const char *dp_service_endpoint(const struct dp_service *s) {
+        return s->endpoint;
+}
+
+size_t dp_service_n_streams(const struct dp_service *s) {
+        return s->n_streams;
+}
