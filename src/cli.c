@@ -1,1 +1,325 @@
-/* cli.c - placeholder */
+/*
+ * cli.c - the command line (see cli.h): the probe sub-command, flags in "--flag value" and
+ * "--flag=value" form, value validation and the usage text. Hand-parsed, no getopt state, so
+ * cli_parse() can run any number of times in one process. Printing and exiting are main.c's.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/un.h>
+
+/* The longest socket name the daemon creates in --kubelet-dir. */
+#define CLI_LONGEST_SOCKET "sgxdevplugin-provision.sock"
+
+enum flag_id {
+        FLAG_KUBELET_DIR,
+        FLAG_DEV_ROOT,
+        FLAG_MAX_PODS,
+        FLAG_RESOURCE_DOMAIN,
+        FLAG_NO_PROVISION,
+        FLAG_PROVISION_RESOURCE,
+        FLAG_AESMD_DIR,
+        FLAG_LOG_FORMAT,
+        FLAG_LOG_LEVEL,
+        FLAG_JSON,
+        FLAG_HELP,
+        FLAG_VERSION,
+};
+
+static const struct flag {
+        const char *name;
+        enum flag_id id;
+        bool has_value;
+        bool probe_only;
+} flags[] = {
+        {"--kubelet-dir", FLAG_KUBELET_DIR, true, false},
+        {"--dev-root", FLAG_DEV_ROOT, true, false},
+        {"--max-pods", FLAG_MAX_PODS, true, false},
+        {"--resource-domain", FLAG_RESOURCE_DOMAIN, true, false},
+        {"--no-provision", FLAG_NO_PROVISION, false, false},
+        {"--provision-resource", FLAG_PROVISION_RESOURCE, false, false},
+        {"--aesmd-dir", FLAG_AESMD_DIR, true, false},
+        {"--log-format", FLAG_LOG_FORMAT, true, false},
+        {"--log-level", FLAG_LOG_LEVEL, true, false},
+        {"--json", FLAG_JSON, false, true},
+        {"--help", FLAG_HELP, false, false},
+        {"-h", FLAG_HELP, false, false},
+        {"--version", FLAG_VERSION, false, false},
+};
+
+static int fail(char *err, size_t errsz, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Writes one line into |err| and returns -EINVAL. */
+static int fail(char *err, size_t errsz, const char *fmt, ...) {
+        va_list ap;
+
+        if (err && errsz > 0) {
+                va_start(ap, fmt);
+                vsnprintf(err, errsz, fmt, ap);
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+static const struct flag *find_flag(const char *name, size_t len) {
+        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+                if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
+                        return &flags[i];
+        return NULL;
+}
+
+/* Digits only, 1..CLI_MAX_MAX_PODS, no sign, no space, no overflow. */
+static int parse_max_pods(const char *s, unsigned *ret) {
+        unsigned long v = 0;
+
+        if (*s == '\0')
+                return -EINVAL;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                v = v * 10 + (unsigned long) (*p - '0');
+                if (v > CLI_MAX_MAX_PODS)
+                        return -ERANGE;
+        }
+        if (v < 1)
+                return -ERANGE;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static bool is_lower_alnum(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/*
+ * Checks a DNS subdomain (RFC 1123, as Kubernetes takes it): lowercase letters, digits, '-' and
+ * '.', dot-separated labels of 1..63 characters that start and end with a letter or digit, 253
+ * characters at most. Returns NULL when valid, else why not.
+ */
+static const char *check_domain(const char *s) {
+        size_t len = strlen(s), label = 0;
+
+        if (len > 253)
+                return "longer than 253 characters";
+        for (size_t i = 0; i <= len; i++) {
+                char c = s[i];
+
+                if (c == '.' || c == '\0') {
+                        if (label == 0)
+                                return "empty label";
+                        if (label > 63)
+                                return "a label is longer than 63 characters";
+                        if (s[i - 1] == '-')
+                                return "a label ends with '-'";
+                        label = 0;
+                        continue;
+                }
+                if (c == '-') {
+                        if (label == 0)
+                                return "a label starts with '-'";
+                } else if (!is_lower_alnum(c)) {
+                        return "only lowercase letters, digits, '-' and '.' are allowed";
+                }
+                label++;
+        }
+        return NULL;
+}
+
+static void set_defaults(struct cli_options *o) {
+        *o = (struct cli_options){
+                .command = CLI_RUN,
+                .kubelet_dir = CLI_DEFAULT_KUBELET_DIR,
+                .dev_root = CLI_DEFAULT_DEV_ROOT,
+                .max_pods = CLI_DEFAULT_MAX_PODS,
+                .domain = CLI_DEFAULT_DOMAIN,
+                .provision = true,
+                .provision_resource = false,
+                .aesmd_dir = NULL,
+                .log_format = LOG_FORMAT_TEXT,
+                .log_level = LOG_LEVEL_INFO,
+                .json = false,
+        };
+}
+
+/* Applies one flag with its value (NULL for a flag without one) to |o|. */
+static int apply(struct cli_options *o, const struct flag *f, const char *v, char *err,
+                 size_t errsz) {
+        size_t len;
+        int r;
+
+        if (f->has_value && v[0] == '\0')
+                return fail(err, errsz, "%s: empty value", f->name);
+
+        switch (f->id) {
+        case FLAG_KUBELET_DIR:
+                len = strlen(v) + 1 + strlen(CLI_LONGEST_SOCKET);
+                if (len >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
+                        return fail(err, errsz,
+                                    "%s: too long for a unix socket: DIR/%s would be %zu bytes, "
+                                    "at most %zu fit, got '%s'",
+                                    f->name, CLI_LONGEST_SOCKET, len,
+                                    sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1, v);
+                o->kubelet_dir = v;
+                break;
+        case FLAG_DEV_ROOT:
+                o->dev_root = v;
+                break;
+        case FLAG_MAX_PODS:
+                if (parse_max_pods(v, &o->max_pods) < 0)
+                        return fail(err, errsz,
+                                    "%s: expected a whole number from 1 to %u, got '%s'", f->name,
+                                    CLI_MAX_MAX_PODS, v);
+                break;
+        case FLAG_RESOURCE_DOMAIN: {
+                const char *why = check_domain(v);
+
+                if (why)
+                        return fail(err, errsz,
+                                    "%s: expected a DNS subdomain such as %s (%s), got '%s'",
+                                    f->name, CLI_DEFAULT_DOMAIN, why, v);
+                o->domain = v;
+                break;
+        }
+        case FLAG_NO_PROVISION:
+                o->provision = false;
+                break;
+        case FLAG_PROVISION_RESOURCE:
+                o->provision_resource = true;
+                break;
+        case FLAG_AESMD_DIR:
+                if (v[0] != '/')
+                        return fail(err, errsz, "%s: expected an absolute path, got '%s'", f->name,
+                                    v);
+                o->aesmd_dir = v;
+                break;
+        case FLAG_LOG_FORMAT:
+                r = log_format_from_string(v, &o->log_format);
+                if (r < 0)
+                        return fail(err, errsz, "%s: expected text or json, got '%s'", f->name, v);
+                break;
+        case FLAG_LOG_LEVEL:
+                r = log_level_from_string(v, &o->log_level);
+                if (r < 0)
+                        return fail(err, errsz, "%s: expected error, warn, info or debug, got '%s'",
+                                    f->name, v);
+                break;
+        case FLAG_JSON:
+                o->json = true;
+                break;
+        case FLAG_HELP:
+                o->command = CLI_HELP;
+                break;
+        case FLAG_VERSION:
+                o->command = CLI_VERSION;
+                break;
+        }
+        return 0;
+}
+
+int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t errsz) {
+        struct cli_options o;
+        bool probe = false, end_of_flags = false;
+        int i = 1, r;
+
+        if (err && errsz > 0)
+                err[0] = '\0';
+        set_defaults(&o);
+
+        if (argc > 1 && argv[1] && strcmp(argv[1], "probe") == 0) {
+                probe = true;
+                o.command = CLI_PROBE;
+                i = 2;
+        }
+
+        for (; i < argc && argv[i]; i++) {
+                const char *arg = argv[i], *eq, *v = NULL;
+                const struct flag *f;
+                size_t name_len;
+
+                if (end_of_flags || arg[0] != '-' || strcmp(arg, "-") == 0) {
+                        if (strcmp(arg, "probe") == 0)
+                                return fail(err, errsz,
+                                            "probe: the sub-command must come first, before "
+                                            "any flag");
+                        return fail(err, errsz, "'%s': unexpected argument", arg);
+                }
+                if (strcmp(arg, "--") == 0) {
+                        end_of_flags = true;
+                        continue;
+                }
+
+                eq = strchr(arg, '=');
+                name_len = eq ? (size_t) (eq - arg) : strlen(arg);
+                f = find_flag(arg, name_len);
+                if (!f)
+                        return fail(err, errsz, "%.*s: unknown flag", (int) name_len, arg);
+                if (f->probe_only && !probe)
+                        return fail(err, errsz, "%s: only valid with the probe sub-command",
+                                    f->name);
+
+                if (!f->has_value) {
+                        if (eq)
+                                return fail(err, errsz, "%s: takes no value, got '%s'", f->name,
+                                            eq + 1);
+                } else if (eq) {
+                        v = eq + 1;
+                } else {
+                        /* "--flag --other": the value is missing, not "--other" */
+                        if (i + 1 >= argc || !argv[i + 1] || strncmp(argv[i + 1], "--", 2) == 0)
+                                return fail(err, errsz, "%s: missing value", f->name);
+                        v = argv[++i];
+                }
+
+                r = apply(&o, f, v, err, errsz);
+                if (r < 0)
+                        return r;
+                /* --help and --version win over whatever follows */
+                if (o.command == CLI_HELP || o.command == CLI_VERSION)
+                        break;
+        }
+
+        *ret = o;
+        return 0;
+}
+
+void cli_usage(FILE *f) {
+        fprintf(f,
+                "Usage: sgxdevplugin [options]          run the device plugin daemon\n"
+                "       sgxdevplugin probe [options]    print the SGX devices found and what "
+                "would be\n"
+                "                                       advertised, then exit\n"
+                "\n"
+                "A Kubernetes device plugin for Intel SGX: registers D/sgx, D/dcap and D/ias\n"
+                "(and D/provision) with the kubelet and maps the SGX device nodes into "
+                "containers.\n"
+                "\n"
+                "Options:\n"
+                "  --kubelet-dir DIR        the kubelet's device-plugin socket directory\n"
+                "                           (default: %s)\n"
+                "  --dev-root DIR           where the host's /dev is visible (default: %s)\n"
+                "  --max-pods N             slots advertised per resource, 1..%u (default: %u)\n"
+                "  --resource-domain D      resources are D/sgx, D/dcap, D/ias, D/provision\n"
+                "                           (default: %s)\n"
+                "  --no-provision           do not map the provisioning device with the DCAP "
+                "enclave\n"
+                "                           (default: mapped)\n"
+                "  --provision-resource     also register D/provision, the provisioning device "
+                "alone\n"
+                "                           (default: off)\n"
+                "  --aesmd-dir DIR          absolute host directory (the AESM socket) mounted at "
+                "the\n"
+                "                           same path into SGX containers (default: none)\n"
+                "  --log-format FORMAT      text or json (default: text)\n"
+                "  --log-level LEVEL        error, warn, info or debug (default: info)\n"
+                "  --json                   probe only: print one JSON document (default: "
+                "text)\n"
+                "  -h, --help               print this help and exit\n"
+                "  --version                print the version and exit\n"
+                "\n"
+                "Values go as \"--flag value\" or \"--flag=value\".\n",
+                CLI_DEFAULT_KUBELET_DIR, CLI_DEFAULT_DEV_ROOT, CLI_MAX_MAX_PODS,
+                CLI_DEFAULT_MAX_PODS, CLI_DEFAULT_DOMAIN);
+}

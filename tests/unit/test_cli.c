@@ -1,2 +1,473 @@
+/*
+ * test_cli.c - unit tests for src/cli.c: defaults, every flag in both forms, every error naming
+ * its flag, the probe sub-command, --help/--version and the usage text.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "unit.h"
-int main(void) { return unit_done(); }
+
+#define MAX_ARGS 16
+
+static char errbuf[256];
+
+/* Parses the NULL-terminated argument list (argv[0] is added). */
+static int parse(struct cli_options *o, ...) {
+        char *argv[MAX_ARGS + 2];
+        int argc = 0;
+        va_list ap;
+        const char *a;
+
+        argv[argc++] = (char *) "sgxdevplugin";
+        va_start(ap, o);
+        while ((a = va_arg(ap, const char *)) && argc <= MAX_ARGS)
+                argv[argc++] = (char *) a;
+        va_end(ap);
+        argv[argc] = NULL;
+        memset(errbuf, 'x', sizeof(errbuf) - 1);
+        errbuf[sizeof(errbuf) - 1] = '\0';
+        return cli_parse(argc, argv, o, errbuf, sizeof(errbuf));
+}
+
+/* The parse fails with -EINVAL and one line that starts with |prefix|. */
+static void check_error(const char *prefix, int r) {
+        CHECK_INT(r, -EINVAL);
+        if (strncmp(errbuf, prefix, strlen(prefix)) != 0) {
+                fprintf(stderr, "error '%s' does not start with '%s'\n", errbuf, prefix);
+                CHECK(false);
+        }
+        CHECK(strchr(errbuf, '\n') == NULL);
+}
+
+static void test_cli_defaults(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, NULL), 0);
+        CHECK_INT(o.command, CLI_RUN);
+        CHECK_STR(o.kubelet_dir, "/var/lib/kubelet/device-plugins");
+        CHECK_STR(o.dev_root, "/dev");
+        CHECK_INT(o.max_pods, 110);
+        CHECK_STR(o.domain, "sgx.k8s.io");
+        CHECK(o.provision);
+        CHECK(!o.provision_resource);
+        CHECK(o.aesmd_dir == NULL);
+        CHECK_INT(o.log_format, LOG_FORMAT_TEXT);
+        CHECK_INT(o.log_level, LOG_LEVEL_INFO);
+        CHECK(!o.json);
+}
+
+static void test_cli_every_flag_separate_form(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, "--kubelet-dir", "/k", "--dev-root", "/host/dev", "--max-pods", "7",
+                        "--resource-domain", "example.com", "--no-provision",
+                        "--provision-resource", "--aesmd-dir", "/var/run/aesmd", "--log-format",
+                        "json", "--log-level", "debug", NULL),
+                  0);
+        CHECK_INT(o.command, CLI_RUN);
+        CHECK_STR(o.kubelet_dir, "/k");
+        CHECK_STR(o.dev_root, "/host/dev");
+        CHECK_INT(o.max_pods, 7);
+        CHECK_STR(o.domain, "example.com");
+        CHECK(!o.provision);
+        CHECK(o.provision_resource);
+        CHECK_STR(o.aesmd_dir, "/var/run/aesmd");
+        CHECK_INT(o.log_format, LOG_FORMAT_JSON);
+        CHECK_INT(o.log_level, LOG_LEVEL_DEBUG);
+        CHECK(!o.json);
+}
+
+static void test_cli_every_flag_equals_form(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, "--kubelet-dir=/k", "--dev-root=/host/dev", "--max-pods=100000",
+                        "--resource-domain=a-b.c", "--aesmd-dir=/a=b", "--log-format=text",
+                        "--log-level=warn", NULL),
+                  0);
+        CHECK_STR(o.kubelet_dir, "/k");
+        CHECK_STR(o.dev_root, "/host/dev");
+        CHECK_INT(o.max_pods, 100000);
+        CHECK_STR(o.domain, "a-b.c");
+        CHECK_STR(o.aesmd_dir, "/a=b"); /* only the first '=' splits */
+        CHECK_INT(o.log_format, LOG_FORMAT_TEXT);
+        CHECK_INT(o.log_level, LOG_LEVEL_WARN);
+        CHECK(o.provision);
+}
+
+static void test_cli_log_levels(void) {
+        static const char *const names[] = {"error", "warn", "info", "debug"};
+        static const enum log_level levels[] = {LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO,
+                                                LOG_LEVEL_DEBUG};
+        struct cli_options o;
+
+        for (size_t i = 0; i < 4; i++) {
+                CHECK_INT(parse(&o, "--log-level", names[i], NULL), 0);
+                CHECK_INT(o.log_level, levels[i]);
+        }
+}
+
+static void test_cli_last_flag_wins(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, "--max-pods", "5", "--max-pods=6", NULL), 0);
+        CHECK_INT(o.max_pods, 6);
+}
+
+static void test_cli_max_pods_bounds(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, "--max-pods", "1", NULL), 0);
+        CHECK_INT(o.max_pods, 1);
+        CHECK_INT(parse(&o, "--max-pods", "100000", NULL), 0);
+        CHECK_INT(o.max_pods, 100000);
+        CHECK_INT(parse(&o, "--max-pods", "0110", NULL), 0);
+        CHECK_INT(o.max_pods, 110);
+}
+
+static void test_cli_max_pods_errors(void) {
+        static const char *const bad[] = {
+                "0",
+                "100001",
+                "10abc",
+                "+5",
+                "-5",
+                " 5",
+                "5 ",
+                "0x10",
+                "1e3",
+                "abc",
+                "99999999999999999999999999",
+                "4294967296",
+                "4294967306",
+        };
+        struct cli_options o;
+        char want[128];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                check_error("--max-pods: expected a whole number from 1 to 100000, got '",
+                            parse(&o, "--max-pods", bad[i], NULL));
+                snprintf(want, sizeof(want), "got '%s'", bad[i]);
+                CHECK(strstr(errbuf, want) != NULL);
+        }
+        CHECK_STR(errbuf, "--max-pods: expected a whole number from 1 to 100000, got '4294967306'");
+        check_error("--max-pods: expected a whole number from 1 to 100000, got '0'",
+                    parse(&o, "--max-pods=0", NULL));
+        check_error("--max-pods: empty value", parse(&o, "--max-pods=", NULL));
+        check_error("--max-pods: empty value", parse(&o, "--max-pods", "", NULL));
+}
+
+static void test_cli_domain_valid(void) {
+        static const char *const good[] = {
+                "sgx.k8s.io",
+                "a",
+                "0",
+                "a-b",
+                "x1.y2.z3",
+                "intel.com",
+                /* 63-character label */
+                "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123.io",
+        };
+        struct cli_options o;
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                CHECK_INT(parse(&o, "--resource-domain", good[i], NULL), 0);
+                CHECK_STR(o.domain, good[i]);
+        }
+}
+
+static void test_cli_domain_errors(void) {
+        static const char *const bad[] = {
+                "Sgx.k8s.io",
+                "sgx..io",
+                ".sgx.io",
+                "sgx.io.",
+                "-sgx.io",
+                "sgx-.io",
+                "sgx.-io",
+                "sgx_io",
+                "sgx/io",
+                "sgx io",
+                "sgx.k8s.io/",
+                "é.io",
+                /* 64-character label */
+                "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234.io",
+        };
+        struct cli_options o;
+        char longest[300];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                check_error("--resource-domain: expected a DNS subdomain",
+                            parse(&o, "--resource-domain", bad[i], NULL));
+        check_error("--resource-domain: empty value", parse(&o, "--resource-domain=", NULL));
+
+        /* 253 characters pass, 254 do not */
+        memset(longest, 'a', sizeof(longest));
+        for (size_t i = 50; i < 253; i += 51)
+                longest[i] = '.';
+        longest[253] = '\0';
+        CHECK_INT(parse(&o, "--resource-domain", longest, NULL), 0);
+        longest[253] = 'a';
+        longest[254] = '\0';
+        check_error("--resource-domain: expected a DNS subdomain",
+                    parse(&o, "--resource-domain", longest, NULL));
+        CHECK(strstr(errbuf, "253") != NULL);
+}
+
+static void test_cli_kubelet_dir_fits_sun_path(void) {
+        struct cli_options o;
+        char dir[200];
+
+        /* dir + "/sgxdevplugin-provision.sock" (28 bytes) may be 107 bytes: dir up to 79 */
+        memset(dir, 'k', sizeof(dir));
+        dir[0] = '/';
+        dir[79] = '\0';
+        CHECK_INT(parse(&o, "--kubelet-dir", dir, NULL), 0);
+        CHECK_STR(o.kubelet_dir, dir);
+        dir[79] = 'k';
+        dir[80] = '\0';
+        check_error("--kubelet-dir: ", parse(&o, "--kubelet-dir", dir, NULL));
+        CHECK(strstr(errbuf, "108 bytes") != NULL);
+        check_error("--kubelet-dir: empty value", parse(&o, "--kubelet-dir", "", NULL));
+}
+
+static void test_cli_aesmd_dir_must_be_absolute(void) {
+        struct cli_options o;
+
+        check_error("--aesmd-dir: expected an absolute path, got 'var/run/aesmd'",
+                    parse(&o, "--aesmd-dir", "var/run/aesmd", NULL));
+        check_error("--aesmd-dir: empty value", parse(&o, "--aesmd-dir=", NULL));
+}
+
+static void test_cli_dev_root_empty(void) {
+        struct cli_options o;
+
+        check_error("--dev-root: empty value", parse(&o, "--dev-root", "", NULL));
+        check_error("--dev-root: empty value", parse(&o, "--dev-root=", NULL));
+}
+
+static void test_cli_log_errors(void) {
+        struct cli_options o;
+
+        check_error("--log-format: expected text or json, got 'xml'",
+                    parse(&o, "--log-format", "xml", NULL));
+        check_error("--log-level: expected error, warn, info or debug, got 'INFO'",
+                    parse(&o, "--log-level=INFO", NULL));
+        check_error("--log-level: empty value", parse(&o, "--log-level=", NULL));
+}
+
+static void test_cli_missing_value(void) {
+        static const char *const with_value[] = {
+                "--kubelet-dir", "--dev-root",   "--max-pods",  "--resource-domain",
+                "--aesmd-dir",   "--log-format", "--log-level",
+        };
+        struct cli_options o;
+        char want[64];
+
+        for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++) {
+                snprintf(want, sizeof(want), "%s: missing value", with_value[i]);
+                check_error(want, parse(&o, with_value[i], NULL));
+                CHECK_STR(errbuf, want);
+                /* the next flag is not taken as the value */
+                check_error(want, parse(&o, with_value[i], "--no-provision", NULL));
+        }
+}
+
+static void test_cli_flag_without_value_given_one(void) {
+        struct cli_options o;
+
+        check_error("--no-provision: takes no value, got 'x'", parse(&o, "--no-provision=x", NULL));
+        check_error("--provision-resource: takes no value, got ''",
+                    parse(&o, "--provision-resource=", NULL));
+        check_error("--json: takes no value", parse(&o, "probe", "--json=1", NULL));
+        check_error("--help: takes no value", parse(&o, "--help=yes", NULL));
+        check_error("--version: takes no value", parse(&o, "--version=1", NULL));
+}
+
+static void test_cli_unknown_flag(void) {
+        struct cli_options o;
+
+        check_error("--frobnicate: unknown flag", parse(&o, "--frobnicate", NULL));
+        CHECK_STR(errbuf, "--frobnicate: unknown flag");
+        check_error("--frob: unknown flag", parse(&o, "--frob=1", NULL));
+        check_error("-x: unknown flag", parse(&o, "-x", NULL));
+        check_error("--max-pod: unknown flag", parse(&o, "--max-pod", "5", NULL));
+        check_error("--Dev-root: unknown flag", parse(&o, "--Dev-root", "/d", NULL));
+}
+
+static void test_cli_stray_argument(void) {
+        struct cli_options o;
+
+        check_error("'extra': unexpected argument", parse(&o, "extra", NULL));
+        check_error("'-': unexpected argument", parse(&o, "-", NULL));
+        check_error("'x': unexpected argument", parse(&o, "--dev-root", "/d", "x", NULL));
+        check_error("'x': unexpected argument", parse(&o, "probe", "x", NULL));
+        check_error("'--json': unexpected argument", parse(&o, "probe", "--", "--json", NULL));
+        check_error("probe: the sub-command must come first",
+                    parse(&o, "--dev-root", "/d", "probe", NULL));
+        check_error("probe: the sub-command must come first", parse(&o, "probe", "probe", NULL));
+        /* "--" alone ends the flags */
+        CHECK_INT(parse(&o, "--max-pods", "3", "--", NULL), 0);
+        CHECK_INT(o.max_pods, 3);
+}
+
+static void test_cli_probe(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, "probe", NULL), 0);
+        CHECK_INT(o.command, CLI_PROBE);
+        CHECK(!o.json);
+        CHECK_STR(o.dev_root, "/dev");
+
+        CHECK_INT(parse(&o, "probe", "--dev-root", "/host/dev", "--json", NULL), 0);
+        CHECK_INT(o.command, CLI_PROBE);
+        CHECK(o.json);
+        CHECK_STR(o.dev_root, "/host/dev");
+
+        CHECK_INT(parse(&o, "probe", "--json", "--max-pods=3", "--resource-domain", "x.io",
+                        "--no-provision", "--provision-resource", "--log-level", "debug",
+                        "--log-format=json", NULL),
+                  0);
+        CHECK_INT(o.command, CLI_PROBE);
+        CHECK_INT(o.max_pods, 3);
+        CHECK_STR(o.domain, "x.io");
+        CHECK(!o.provision);
+        CHECK(o.provision_resource);
+        CHECK_INT(o.log_level, LOG_LEVEL_DEBUG);
+        CHECK_INT(o.log_format, LOG_FORMAT_JSON);
+
+        /* the probe validates like the daemon */
+        check_error("--max-pods: expected", parse(&o, "probe", "--max-pods", "0", NULL));
+}
+
+static void test_cli_json_only_for_probe(void) {
+        struct cli_options o;
+
+        check_error("--json: only valid with the probe sub-command", parse(&o, "--json", NULL));
+}
+
+static void test_cli_help_and_version(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, "--help", NULL), 0);
+        CHECK_INT(o.command, CLI_HELP);
+        CHECK_INT(parse(&o, "-h", NULL), 0);
+        CHECK_INT(o.command, CLI_HELP);
+        CHECK_INT(parse(&o, "--version", NULL), 0);
+        CHECK_INT(o.command, CLI_VERSION);
+        CHECK_INT(parse(&o, "probe", "--help", NULL), 0);
+        CHECK_INT(o.command, CLI_HELP);
+        /* what follows --help is not parsed; what precedes it is */
+        CHECK_INT(parse(&o, "--help", "--bogus", NULL), 0);
+        CHECK_INT(o.command, CLI_HELP);
+        check_error("--bogus: unknown flag", parse(&o, "--bogus", "--help", NULL));
+}
+
+static void test_cli_out_untouched_on_error(void) {
+        struct cli_options o;
+
+        memset(&o, 0, sizeof(o));
+        o.max_pods = 42;
+        CHECK_INT(parse(&o, "--max-pods", "7", "--bogus", NULL), -EINVAL);
+        CHECK_INT(o.max_pods, 42);
+}
+
+static void test_cli_parse_repeatable(void) {
+        struct cli_options o;
+
+        /* no state carried between calls */
+        CHECK_INT(parse(&o, "probe", "--json", "--max-pods", "9", NULL), 0);
+        CHECK_INT(parse(&o, NULL), 0);
+        CHECK_INT(o.command, CLI_RUN);
+        CHECK(!o.json);
+        CHECK_INT(o.max_pods, 110);
+}
+
+static void test_cli_small_error_buffer(void) {
+        struct cli_options o;
+        char small[8];
+        char *argv[] = {(char *) "sgxdevplugin", (char *) "--max-pods", (char *) "0", NULL};
+
+        CHECK_INT(cli_parse(3, argv, &o, small, sizeof(small)), -EINVAL);
+        CHECK_STR(small, "--max-p");
+        CHECK_INT(cli_parse(3, argv, &o, NULL, 0), -EINVAL);
+}
+
+static void test_cli_usage_lists_every_flag(void) {
+        static const char *const want[] = {
+                "--kubelet-dir",
+                "--dev-root",
+                "--max-pods",
+                "--resource-domain",
+                "--no-provision",
+                "--provision-resource",
+                "--aesmd-dir",
+                "--log-format",
+                "--log-level",
+                "--json",
+                "--help",
+                "-h,",
+                "--version",
+                "probe",
+                "/var/lib/kubelet/device-plugins",
+                "(default: /dev)",
+                "(default: 110)",
+                "sgx.k8s.io",
+                "(default: text)",
+                "(default: info)",
+                "1..100000",
+        };
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        CHECK(f != NULL);
+        if (!f)
+                return;
+        cli_usage(f);
+        fclose(f);
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+                if (!strstr(text, want[i])) {
+                        fprintf(stderr, "usage lacks '%s'\n", want[i]);
+                        CHECK(false);
+                }
+        }
+        /* no line wider than 100 columns */
+        for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+                nl = strchr(line, '\n');
+                CHECK((nl ? (size_t) (nl - line) : strlen(line)) <= 100);
+        }
+        free(text);
+}
+
+int main(void) {
+        RUN(test_cli_defaults);
+        RUN(test_cli_every_flag_separate_form);
+        RUN(test_cli_every_flag_equals_form);
+        RUN(test_cli_log_levels);
+        RUN(test_cli_last_flag_wins);
+        RUN(test_cli_max_pods_bounds);
+        RUN(test_cli_max_pods_errors);
+        RUN(test_cli_domain_valid);
+        RUN(test_cli_domain_errors);
+        RUN(test_cli_kubelet_dir_fits_sun_path);
+        RUN(test_cli_aesmd_dir_must_be_absolute);
+        RUN(test_cli_dev_root_empty);
+        RUN(test_cli_log_errors);
+        RUN(test_cli_missing_value);
+        RUN(test_cli_flag_without_value_given_one);
+        RUN(test_cli_unknown_flag);
+        RUN(test_cli_stray_argument);
+        RUN(test_cli_probe);
+        RUN(test_cli_json_only_for_probe);
+        RUN(test_cli_help_and_version);
+        RUN(test_cli_out_untouched_on_error);
+        RUN(test_cli_parse_repeatable);
+        RUN(test_cli_small_error_buffer);
+        RUN(test_cli_usage_lists_every_flag);
+        return unit_done();
+}
