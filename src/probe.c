@@ -1,1 +1,356 @@
-/* probe.c - placeholder */
+/*
+ * probe.c - `sgxdevplugin probe` (see probe.h): the device nodes found, the devices chosen, and
+ * per resource its name, slot count, health, socket and what Allocate would map. The mapping is
+ * asked of the real Allocate handler (dp_handle_allocate) with one slot ID, so the probe cannot
+ * drift from what the kubelet would get. JSON is built and escaped by jansson.
+ */
+#include "probe.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api.pb-c.h"
+#include "cli.h"
+#include "deviceplugin.h"
+#include "discovery.h"
+
+#define RESOURCE_MAX 320 /* a DNS subdomain (253) + "/provision" */
+
+/* One resource as the daemon would serve it. */
+struct resource_view {
+        enum dp_kind kind;
+        char name[RESOURCE_MAX];                   /* "sgx.k8s.io/dcap" */
+        char socket[PATH_MAX];                     /* DIR/sgxdevplugin-dcap.sock */
+        unsigned count;                            /* slots advertised now */
+        enum dp_health health;                     /* as at start-up: Healthy or None */
+        V1beta1__ContainerAllocateResponse *alloc; /* borrowed from resp, NULL: nothing mapped */
+        V1beta1__AllocateResponse *resp;           /* owned */
+};
+
+struct report {
+        struct resource_view res[DP_KIND_MAX];
+        size_t n_res;
+};
+
+static void report_free(struct report *rep) {
+        for (size_t i = 0; i < rep->n_res; i++)
+                if (rep->res[i].resp)
+                        v1beta1__allocate_response__free_unpacked(rep->res[i].resp, NULL);
+        rep->n_res = 0;
+}
+
+/*
+ * Asks the Allocate handler what one container asking for slot "<kind>-0" would get. Sets
+ * *ret to the decoded answer (caller frees), or to NULL when the handler refuses because the
+ * devices are not present. Returns 0, -ENOMEM or -EPROTO.
+ */
+static int ask_allocate(const struct dp_config *cfg, enum dp_kind k, const struct discovery *d,
+                        V1beta1__AllocateResponse **ret) {
+        V1beta1__AllocateRequest req = V1BETA1__ALLOCATE_REQUEST__INIT;
+        V1beta1__ContainerAllocateRequest creq = V1BETA1__CONTAINER_ALLOCATE_REQUEST__INIT;
+        V1beta1__ContainerAllocateRequest *creqs[1] = {&creq};
+        V1beta1__AllocateResponse *resp;
+        enum grpc_status status;
+        char id[32], err[256], *ids[1] = {id};
+        uint8_t *in, *out = NULL;
+        size_t in_len, out_len = 0;
+
+        snprintf(id, sizeof(id), "%s-0", dp_kind_name(k));
+        creq.n_devices_ids = 1;
+        creq.devices_ids = ids;
+        req.n_container_requests = 1;
+        req.container_requests = creqs;
+
+        in_len = v1beta1__allocate_request__get_packed_size(&req);
+        in = malloc(in_len);
+        if (!in)
+                return -ENOMEM;
+        in_len = v1beta1__allocate_request__pack(&req, in);
+        status = dp_handle_allocate(cfg, k, d, in, in_len, &out, &out_len, err, sizeof(err));
+        free(in);
+
+        if (status == GRPC_STATUS_FAILED_PRECONDITION) {
+                *ret = NULL;
+                return 0;
+        }
+        if (status == GRPC_STATUS_INTERNAL)
+                return -ENOMEM;
+        if (status != GRPC_STATUS_OK)
+                return -EPROTO;
+
+        resp = v1beta1__allocate_response__unpack(NULL, out_len, out);
+        free(out);
+        if (!resp)
+                return -EPROTO;
+        if (resp->n_container_responses != 1) {
+                v1beta1__allocate_response__free_unpacked(resp, NULL);
+                return -EPROTO;
+        }
+        *ret = resp;
+        return 0;
+}
+
+static int collect(const struct cli_options *opt, const struct discovery *d, struct report *ret) {
+        const struct dp_config cfg = {
+                .domain = opt->domain,
+                .max_pods = opt->max_pods,
+                .provision = opt->provision,
+                .aesmd_dir = opt->aesmd_dir,
+        };
+        struct report rep = {.n_res = 0};
+        int r;
+
+        for (int k = 0; k < DP_KIND_MAX; k++) {
+                struct resource_view *v = &rep.res[rep.n_res];
+                bool present;
+
+                if (k == DP_KIND_PROVISION && !opt->provision_resource)
+                        continue;
+                memset(v, 0, sizeof(*v));
+                v->kind = (enum dp_kind) k;
+                r = dp_resource_name(&cfg, v->kind, v->name, sizeof(v->name));
+                if (r < 0)
+                        goto out_free_report;
+                r = snprintf(v->socket, sizeof(v->socket), "%s/sgxdevplugin-%s.sock",
+                             opt->kubelet_dir, dp_kind_name(v->kind));
+                if (r < 0 || (size_t) r >= sizeof(v->socket)) {
+                        r = -ENAMETOOLONG;
+                        goto out_free_report;
+                }
+                present = dp_kind_present(v->kind, d);
+                v->count = present ? opt->max_pods : 0;
+                v->health = present ? DP_HEALTH_HEALTHY : DP_HEALTH_NONE;
+                rep.n_res++;
+
+                if (!present)
+                        continue;
+                r = ask_allocate(&cfg, v->kind, d, &v->resp);
+                if (r < 0)
+                        goto out_free_report;
+                v->alloc = v->resp ? v->resp->container_responses[0] : NULL;
+        }
+        *ret = rep;
+        return 0;
+
+out_free_report:
+        report_free(&rep);
+        return r;
+}
+
+/* ---- text ---- */
+
+static int max_int(int a, int b) {
+        return a > b ? a : b;
+}
+
+static int width(const char *s) {
+        size_t n = strlen(s);
+
+        return n > 200 ? 200 : (int) n;
+}
+
+static void node_line(FILE *out, const char *what, const struct sgx_node *n) {
+        if (n->present)
+                fprintf(out, "  %-16s %s (%u:%u)\n", what, n->host_path, n->major, n->minor);
+        else
+                fprintf(out, "  %-16s none\n", what);
+}
+
+/* What Allocate would answer for |v|: one line per device node and per mount. */
+static void print_allocate(FILE *out, const struct resource_view *v) {
+        const V1beta1__ContainerAllocateResponse *a = v->alloc;
+        int wc = 0, wh = 0;
+
+        if (!a)
+                return;
+        for (size_t j = 0; j < a->n_devices; j++) {
+                wc = max_int(wc, width(a->devices[j]->container_path));
+                wh = max_int(wh, width(a->devices[j]->host_path));
+        }
+        for (size_t j = 0; j < a->n_mounts; j++) {
+                wc = max_int(wc, width(a->mounts[j]->container_path));
+                wh = max_int(wh, width(a->mounts[j]->host_path));
+        }
+        fprintf(out, "\nAllocate %s maps (container path -> host path):\n", v->name);
+        for (size_t j = 0; j < a->n_devices; j++) {
+                const V1beta1__DeviceSpec *s = a->devices[j];
+
+                fprintf(out, "  device  %-*s -> %-*s  %s\n", wc, s->container_path, wh,
+                        s->host_path, s->permissions);
+        }
+        for (size_t j = 0; j < a->n_mounts; j++) {
+                const V1beta1__Mount *m = a->mounts[j];
+
+                fprintf(out, "  mount   %-*s -> %-*s  %s\n", wc, m->container_path, wh,
+                        m->host_path, m->read_only ? "ro" : "rw");
+        }
+}
+
+static void print_text(FILE *out, const struct cli_options *opt, const struct discovery *d,
+                       const struct report *rep) {
+        int wn = (int) strlen("NAME"), wp = (int) strlen("HOST PATH"),
+            wr = (int) strlen("RESOURCE");
+
+        fprintf(out, "dev root: %s\n", opt->dev_root);
+        if (!discovery_has_dcap(d) && !discovery_has_ias(d))
+                fprintf(out, "no SGX device found under %s%s\n", opt->dev_root,
+                        d->dev_root_missing ? " (it does not exist)" : "");
+        if (d->n_entries > 0) {
+                for (size_t i = 0; i < d->n_entries; i++) {
+                        wn = max_int(wn, width(d->entries[i].name));
+                        wp = max_int(wp, width(d->entries[i].host_path));
+                }
+                fprintf(out, "\ndevice nodes:\n");
+                fprintf(out, "  %-*s  %-5s  %-9s  %-4s  %-*s  %s\n", wn, "NAME", "CLASS", "ROLE",
+                        "LINK", wp, "HOST PATH", "MAJOR:MINOR");
+                for (size_t i = 0; i < d->n_entries; i++) {
+                        const struct discovery_entry *e = &d->entries[i];
+
+                        fprintf(out, "  %-*s  %-5s  %-9s  %-4s  %-*s  %u:%u\n", wn, e->name,
+                                sgx_class_name(e->cls), sgx_role_name(e->role),
+                                e->is_link ? "yes" : "no", wp, e->host_path, e->major, e->minor);
+                }
+                fprintf(out, "\ndevices in use:\n");
+                node_line(out, d->dcap_legacy ? "dcap (legacy)" : "dcap enclave", &d->dcap_enclave);
+                node_line(out, "dcap provision", &d->dcap_provision);
+                node_line(out, "ias enclave", &d->ias_enclave);
+                if (d->dcap_provision.present && !discovery_has_dcap(d))
+                        fprintf(out, "  (a provisioning device without an enclave device is "
+                                     "not used)\n");
+        }
+
+        for (size_t i = 0; i < rep->n_res; i++)
+                wr = max_int(wr, width(rep->res[i].name));
+        fprintf(out, "\nresources (sockets in %s):\n", opt->kubelet_dir);
+        fprintf(out, "  %-*s  %6s  %-9s  %s\n", wr, "RESOURCE", "COUNT", "HEALTH", "SOCKET");
+        for (size_t i = 0; i < rep->n_res; i++) {
+                const struct resource_view *v = &rep->res[i];
+                const char *base = strrchr(v->socket, '/');
+
+                fprintf(out, "  %-*s  %6u  %-9s  %s\n", wr, v->name, v->count,
+                        dp_health_name(v->health), base ? base + 1 : v->socket);
+        }
+
+        for (size_t i = 0; i < rep->n_res; i++)
+                print_allocate(out, &rep->res[i]);
+}
+
+/* ---- JSON ---- */
+
+static json_t *node_json(const struct sgx_node *n) {
+        if (!n->present)
+                return json_null();
+        return json_pack("{s:s, s:I, s:I}", "host_path", n->host_path, "major",
+                         (json_int_t) n->major, "minor", (json_int_t) n->minor);
+}
+
+static json_t *alloc_json(const V1beta1__ContainerAllocateResponse *a) {
+        json_t *o, *devices, *mounts;
+
+        if (!a)
+                return json_null();
+        o = json_pack("{s:[], s:[]}", "devices", "mounts");
+        if (!o)
+                return NULL;
+        devices = json_object_get(o, "devices");
+        mounts = json_object_get(o, "mounts");
+        for (size_t i = 0; i < a->n_devices; i++) {
+                const V1beta1__DeviceSpec *s = a->devices[i];
+
+                if (json_array_append_new(devices,
+                                          json_pack("{s:s, s:s, s:s}", "container_path",
+                                                    s->container_path, "host_path", s->host_path,
+                                                    "permissions", s->permissions)) < 0)
+                        goto out_free_object;
+        }
+        for (size_t i = 0; i < a->n_mounts; i++) {
+                const V1beta1__Mount *m = a->mounts[i];
+
+                if (json_array_append_new(mounts,
+                                          json_pack("{s:s, s:s, s:b}", "container_path",
+                                                    m->container_path, "host_path", m->host_path,
+                                                    "read_only", (int) m->read_only)) < 0)
+                        goto out_free_object;
+        }
+        return o;
+
+out_free_object:
+        json_decref(o);
+        return NULL;
+}
+
+static int print_json(FILE *out, const struct cli_options *opt, const struct discovery *d,
+                      const struct report *rep) {
+        json_t *root, *devices, *resources;
+        char *text;
+        int r = -ENOMEM;
+
+        root = json_pack("{s:s, s:b, s:s, s:[], s:{s:o, s:o, s:o, s:b}, s:[]}", "dev_root",
+                         opt->dev_root, "dev_root_missing", (int) d->dev_root_missing,
+                         "kubelet_dir", opt->kubelet_dir, "devices", "in_use", "dcap_enclave",
+                         node_json(&d->dcap_enclave), "dcap_provision",
+                         node_json(&d->dcap_provision), "ias_enclave", node_json(&d->ias_enclave),
+                         "dcap_legacy", (int) d->dcap_legacy, "resources");
+        if (!root)
+                return -ENOMEM;
+        devices = json_object_get(root, "devices");
+        resources = json_object_get(root, "resources");
+
+        for (size_t i = 0; i < d->n_entries; i++) {
+                const struct discovery_entry *e = &d->entries[i];
+
+                if (json_array_append_new(devices,
+                                          json_pack("{s:s, s:s, s:s, s:b, s:s, s:I, s:I}", "name",
+                                                    e->name, "class", sgx_class_name(e->cls),
+                                                    "role", sgx_role_name(e->role), "link",
+                                                    (int) e->is_link, "host_path", e->host_path,
+                                                    "major", (json_int_t) e->major, "minor",
+                                                    (json_int_t) e->minor)) < 0)
+                        goto out_free_root;
+        }
+        for (size_t i = 0; i < rep->n_res; i++) {
+                const struct resource_view *v = &rep->res[i];
+
+                if (json_array_append_new(resources,
+                                          json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "name",
+                                                    v->name, "kind", dp_kind_name(v->kind), "count",
+                                                    (json_int_t) v->count, "health",
+                                                    dp_health_name(v->health), "socket", v->socket,
+                                                    "allocate", alloc_json(v->alloc))) < 0)
+                        goto out_free_root;
+        }
+
+        text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (!text)
+                goto out_free_root;
+        fprintf(out, "%s\n", text);
+        free(text);
+        r = 0;
+
+out_free_root:
+        json_decref(root);
+        return r;
+}
+
+int probe_report(FILE *out, const struct cli_options *opt, const struct discovery *d) {
+        struct report rep;
+        int r;
+
+        r = collect(opt, d, &rep);
+        if (r < 0)
+                return r;
+        if (opt->json)
+                r = print_json(out, opt, d, &rep);
+        else
+                print_text(out, opt, d, &rep);
+        report_free(&rep);
+        if (r < 0)
+                return r;
+        if (fflush(out) != 0 || ferror(out))
+                return -EIO;
+        return 0;
+}

@@ -1,0 +1,19 @@
+/*
+ * probe.h - `sgxdevplugin probe`: reports the SGX device nodes found under --dev-root and what the
+ * daemon would advertise and map with the same flags, as aligned text for an operator or as one
+ * JSON document. Pure output: scanning is discovery.c's, exit codes are main.c's.
+ */
+#pragma once
+
+#include <stdio.h>
+
+struct cli_options;
+struct discovery;
+
+/*
+ * Writes the report for |d| (the result of discovery_scan(opt->dev_root)) to |out|: one JSON
+ * document when opt->json, else text. The Allocate mappings shown are those of the real handler
+ * (dp_handle_allocate). Returns 0, -ENOMEM, -EPROTO (the handler's answer did not decode) or
+ * -EIO (writing to |out| failed).
+ */
+int probe_report(FILE *out, const struct cli_options *opt, const struct discovery *d);

@@ -1,0 +1,359 @@
+/*
+ * test_probe.c - unit tests for src/probe.c: fake device trees (mknod under mkdtemp, tests run as
+ * root), the options from cli_parse, the report read back from a memory stream (JSON with
+ * jansson).
+ */
+#include "probe.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "discovery.h"
+#include "unit.h"
+
+static char top[64];   /* the mkdtemp dir */
+static char root[128]; /* the dev root under test: top, or a dir in it */
+
+static void setup(void) {
+        snprintf(top, sizeof(top), "/tmp/test_probe.XXXXXX");
+        if (!mkdtemp(top)) {
+                perror("mkdtemp");
+                exit(2);
+        }
+        snprintf(root, sizeof(root), "%s", top);
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void teardown(void) {
+        nftw(top, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void chr_in(const char *rel, unsigned maj, unsigned min) {
+        char p[256];
+
+        snprintf(p, sizeof(p), "%s/%s", root, rel);
+        if (mknod(p, S_IFCHR | 0600, makedev(maj, min)) < 0) {
+                perror(p);
+                exit(2);
+        }
+}
+
+static void in_kernel_tree(void) {
+        char p[256];
+
+        chr_in("sgx_enclave", 10, 125);
+        chr_in("sgx_provision", 10, 126);
+        snprintf(p, sizeof(p), "%s/sgx", root);
+        CHECK(mkdir(p, 0755) == 0);
+        snprintf(p, sizeof(p), "%s/sgx/enclave", root);
+        CHECK(symlink("../sgx_enclave", p) == 0);
+}
+
+/*
+ * Runs "sgxdevplugin probe --dev-root ROOT <args...>" (NULL-terminated) over the tree and returns
+ * the report (caller frees), or NULL with a failed check.
+ */
+static char *run_probe(int *ret, ...) {
+        char *argv[24], *text = NULL;
+        int argc = 0, r;
+        struct cli_options o;
+        struct discovery d;
+        char err[256];
+        size_t len = 0;
+        const char *a;
+        va_list ap;
+        FILE *f;
+
+        argv[argc++] = (char *) "sgxdevplugin";
+        argv[argc++] = (char *) "probe";
+        argv[argc++] = (char *) "--dev-root";
+        argv[argc++] = root;
+        va_start(ap, ret);
+        while ((a = va_arg(ap, const char *)) && argc < 23)
+                argv[argc++] = (char *) a;
+        va_end(ap);
+        argv[argc] = NULL;
+
+        r = cli_parse(argc, argv, &o, err, sizeof(err));
+        CHECK_INT(r, 0);
+        if (r < 0)
+                return NULL;
+        CHECK_INT(discovery_scan(o.dev_root, &d), 0);
+        f = open_memstream(&text, &len);
+        CHECK(f != NULL);
+        if (!f)
+                return NULL;
+        r = probe_report(f, &o, &d);
+        fclose(f);
+        if (ret)
+                *ret = r;
+        else
+                CHECK_INT(r, 0);
+        return text;
+}
+
+static json_t *run_probe_json(const char *extra1, const char *extra2) {
+        char *text = run_probe(NULL, "--json", extra1, extra2, NULL);
+        json_error_t jerr;
+        json_t *j;
+
+        if (!text)
+                return NULL;
+        j = json_loads(text, 0, &jerr);
+        if (!j)
+                fprintf(stderr, "bad JSON: %s\n%s\n", jerr.text, text);
+        CHECK(j != NULL);
+        free(text);
+        return j;
+}
+
+static json_t *resource(json_t *j, const char *kind) {
+        json_t *res = json_object_get(j, "resources"), *v;
+        size_t i;
+
+        json_array_foreach(res, i, v) {
+                if (strcmp(json_string_value(json_object_get(v, "kind")), kind) == 0)
+                        return v;
+        }
+        return NULL;
+}
+
+/* "container -> host" of every device Allocate maps for |kind|, comma-separated. */
+static void maps_of(json_t *j, const char *kind, char *buf, size_t size) {
+        json_t *r = resource(j, kind), *devices, *v;
+        size_t i, n = 0;
+
+        buf[0] = '\0';
+        devices = json_object_get(json_object_get(r, "allocate"), "devices");
+        json_array_foreach(devices, i, v) {
+                n += (size_t) snprintf(buf + n, size - n, "%s%s->%s", i ? "," : "",
+                                       json_string_value(json_object_get(v, "container_path")),
+                                       json_string_value(json_object_get(v, "host_path")));
+                if (n >= size)
+                        return;
+        }
+}
+
+static void test_probe_nothing_found(void) {
+        char want[256], *text;
+
+        setup();
+        text = run_probe(NULL, NULL);
+        snprintf(want, sizeof(want), "no SGX device found under %s\n", root);
+        CHECK(text && strstr(text, want) != NULL);
+        CHECK(text && strstr(text, "sgx.k8s.io/dcap") != NULL);
+        CHECK(text && strstr(text, "Allocate") == NULL);
+        free(text);
+        teardown();
+}
+
+static void test_probe_missing_root(void) {
+        char want[256], *text;
+
+        setup();
+        teardown();
+        text = run_probe(NULL, NULL);
+        snprintf(want, sizeof(want), "no SGX device found under %s (it does not exist)", root);
+        CHECK(text && strstr(text, want) != NULL);
+        free(text);
+}
+
+static void test_probe_text_lists_devices(void) {
+        char *text;
+
+        setup();
+        in_kernel_tree();
+        text = run_probe(NULL, NULL);
+        CHECK(text && strstr(text, "no SGX device found") == NULL);
+        CHECK(text &&
+              strstr(text, "sgx/enclave    dcap   enclave    yes   /dev/sgx_enclave") != NULL);
+        CHECK(text && strstr(text, "10:125") != NULL);
+        CHECK(text && strstr(text, "10:126") != NULL);
+        CHECK(text && strstr(text, "sgx.k8s.io/dcap     110  Healthy") != NULL);
+        CHECK(text && strstr(text, "sgx.k8s.io/ias        0  None") != NULL);
+        CHECK(text && strstr(text, "device  /dev/sgx/provision -> /dev/sgx_provision  rw") != NULL);
+        free(text);
+        teardown();
+}
+
+static void test_probe_json_in_kernel(void) {
+        json_t *j, *devs, *e, *r;
+        char maps[512];
+
+        setup();
+        in_kernel_tree();
+        j = run_probe_json(NULL, NULL);
+        CHECK_STR(json_string_value(json_object_get(j, "dev_root")), root);
+        CHECK(json_is_false(json_object_get(j, "dev_root_missing")));
+        devs = json_object_get(j, "devices");
+        CHECK_INT(json_array_size(devs), 3);
+        e = json_array_get(devs, 1);
+        CHECK_STR(json_string_value(json_object_get(e, "name")), "sgx/enclave");
+        CHECK_STR(json_string_value(json_object_get(e, "class")), "dcap");
+        CHECK_STR(json_string_value(json_object_get(e, "role")), "enclave");
+        CHECK(json_is_true(json_object_get(e, "link")));
+        CHECK_STR(json_string_value(json_object_get(e, "host_path")), "/dev/sgx_enclave");
+        CHECK_INT(json_integer_value(json_object_get(e, "major")), 10);
+        CHECK_INT(json_integer_value(json_object_get(e, "minor")), 125);
+
+        CHECK_INT(json_array_size(json_object_get(j, "resources")), 3);
+        CHECK(resource(j, "provision") == NULL);
+        r = resource(j, "dcap");
+        CHECK_STR(json_string_value(json_object_get(r, "name")), "sgx.k8s.io/dcap");
+        CHECK_INT(json_integer_value(json_object_get(r, "count")), 110);
+        CHECK_STR(json_string_value(json_object_get(r, "health")), "Healthy");
+        r = resource(j, "ias");
+        CHECK_INT(json_integer_value(json_object_get(r, "count")), 0);
+        CHECK_STR(json_string_value(json_object_get(r, "health")), "None");
+        CHECK(json_is_null(json_object_get(r, "allocate")));
+
+        maps_of(j, "dcap", maps, sizeof(maps));
+        CHECK_STR(maps, "/dev/sgx_enclave->/dev/sgx_enclave,/dev/sgx/enclave->/dev/sgx_enclave,"
+                        "/dev/sgx_provision->/dev/sgx_provision,"
+                        "/dev/sgx/provision->/dev/sgx_provision");
+        maps_of(j, "sgx", maps, sizeof(maps));
+        CHECK(strstr(maps, "/dev/sgx/enclave->/dev/sgx_enclave") != NULL);
+        json_decref(j);
+        teardown();
+}
+
+static void test_probe_json_no_provision(void) {
+        json_t *j;
+        char maps[512];
+
+        setup();
+        in_kernel_tree();
+        j = run_probe_json("--no-provision", NULL);
+        maps_of(j, "dcap", maps, sizeof(maps));
+        CHECK_STR(maps, "/dev/sgx_enclave->/dev/sgx_enclave,/dev/sgx/enclave->/dev/sgx_enclave");
+        json_decref(j);
+        teardown();
+}
+
+static void test_probe_json_provision_resource(void) {
+        json_t *j, *r;
+        char maps[512];
+
+        setup();
+        in_kernel_tree();
+        j = run_probe_json("--provision-resource", "--resource-domain=example.org");
+        CHECK_INT(json_array_size(json_object_get(j, "resources")), 4);
+        r = resource(j, "provision");
+        CHECK_STR(json_string_value(json_object_get(r, "name")), "example.org/provision");
+        CHECK_INT(json_integer_value(json_object_get(r, "count")), 110);
+        maps_of(j, "provision", maps, sizeof(maps));
+        CHECK_STR(maps, "/dev/sgx_provision->/dev/sgx_provision,"
+                        "/dev/sgx/provision->/dev/sgx_provision");
+        json_decref(j);
+        teardown();
+}
+
+static void test_probe_json_legacy_and_ias(void) {
+        json_t *j, *r;
+        char maps[512];
+
+        setup();
+        chr_in("sgx", 243, 0);
+        chr_in("sgx_prv", 243, 1);
+        chr_in("isgx", 247, 0);
+        j = run_probe_json("--max-pods", "7");
+        CHECK(json_is_true(json_object_get(json_object_get(j, "in_use"), "dcap_legacy")));
+        maps_of(j, "dcap", maps, sizeof(maps));
+        CHECK_STR(maps, "/dev/sgx->/dev/sgx,/dev/sgx_prv->/dev/sgx_prv");
+        maps_of(j, "ias", maps, sizeof(maps));
+        CHECK_STR(maps, "/dev/isgx->/dev/isgx");
+        r = resource(j, "ias");
+        CHECK_INT(json_integer_value(json_object_get(r, "count")), 7);
+        json_decref(j);
+        teardown();
+}
+
+static void test_probe_json_aesmd_mount(void) {
+        json_t *j, *m;
+
+        setup();
+        chr_in("isgx", 247, 0);
+        j = run_probe_json("--aesmd-dir", "/var/run/aesmd");
+        m = json_array_get(
+                json_object_get(json_object_get(resource(j, "ias"), "allocate"), "mounts"), 0);
+        CHECK_STR(json_string_value(json_object_get(m, "container_path")), "/var/run/aesmd");
+        CHECK_STR(json_string_value(json_object_get(m, "host_path")), "/var/run/aesmd");
+        json_decref(j);
+        teardown();
+}
+
+static void test_probe_json_nothing_found(void) {
+        json_t *j;
+
+        setup();
+        teardown();
+        j = run_probe_json(NULL, NULL);
+        CHECK(json_is_true(json_object_get(j, "dev_root_missing")));
+        CHECK_INT(json_array_size(json_object_get(j, "devices")), 0);
+        CHECK(json_is_null(json_object_get(json_object_get(j, "in_use"), "dcap_enclave")));
+        CHECK_INT(json_integer_value(json_object_get(resource(j, "sgx"), "count")), 0);
+        json_decref(j);
+}
+
+static void test_probe_json_escapes_strings(void) {
+        json_t *j;
+
+        setup();
+        /* a dev root that needs escaping: the JSON must still parse and round-trip */
+        snprintf(root, sizeof(root), "%s/q\"\\\n", top);
+        CHECK(mkdir(root, 0755) == 0);
+        chr_in("isgx", 247, 0);
+        j = run_probe_json(NULL, NULL);
+        CHECK_STR(json_string_value(json_object_get(j, "dev_root")), root);
+        json_decref(j);
+        teardown();
+}
+
+static void test_probe_write_error(void) {
+        struct cli_options o;
+        struct discovery d;
+        char err[64];
+        char *argv[] = {(char *) "sgxdevplugin", (char *) "probe", (char *) "--dev-root", root,
+                        NULL};
+        FILE *f;
+
+        setup();
+        chr_in("isgx", 247, 0);
+        CHECK_INT(cli_parse(4, argv, &o, err, sizeof(err)), 0);
+        CHECK_INT(discovery_scan(root, &d), 0);
+        f = fopen("/dev/full", "w");
+        CHECK(f != NULL);
+        if (f) {
+                CHECK_INT(probe_report(f, &o, &d), -EIO);
+                fclose(f);
+        }
+        teardown();
+}
+
+int main(void) {
+        RUN(test_probe_nothing_found);
+        RUN(test_probe_missing_root);
+        RUN(test_probe_text_lists_devices);
+        RUN(test_probe_json_in_kernel);
+        RUN(test_probe_json_no_provision);
+        RUN(test_probe_json_provision_resource);
+        RUN(test_probe_json_legacy_and_ias);
+        RUN(test_probe_json_aesmd_mount);
+        RUN(test_probe_json_nothing_found);
+        RUN(test_probe_json_escapes_strings);
+        RUN(test_probe_write_error);
+        return unit_done();
+}
