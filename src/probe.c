@@ -248,8 +248,31 @@ static json_t *node_json(const struct sgx_node *n) {
                          (json_int_t) n->major, "minor", (json_int_t) n->minor);
 }
 
+/* The group in |devices| for host node |s|, created when new; NULL on ENOMEM. */
+static json_t *device_group(json_t *devices, const V1beta1__DeviceSpec *s) {
+        json_t *g;
+        size_t i;
+
+        json_array_foreach(devices, i, g) {
+                if (strcmp(json_string_value(json_object_get(g, "host_path")), s->host_path) == 0 &&
+                    strcmp(json_string_value(json_object_get(g, "permissions")), s->permissions) ==
+                            0)
+                        return g;
+        }
+        g = json_pack("{s:s, s:[], s:s}", "host_path", s->host_path, "container_paths",
+                      "permissions", s->permissions);
+        if (json_array_append_new(devices, g) < 0)
+                return NULL;
+        return g;
+}
+
+/*
+ * What Allocate maps, one object per host device node with every container path it appears at
+ * ({"host_path":"/dev/sgx_enclave","container_paths":["/dev/sgx_enclave","/dev/sgx/enclave"]}),
+ * and the mounts. JSON null when nothing would be mapped; NULL on ENOMEM.
+ */
 static json_t *alloc_json(const V1beta1__ContainerAllocateResponse *a) {
-        json_t *o, *devices, *mounts;
+        json_t *o, *devices, *mounts, *g;
 
         if (!a)
                 return json_null();
@@ -261,18 +284,17 @@ static json_t *alloc_json(const V1beta1__ContainerAllocateResponse *a) {
         for (size_t i = 0; i < a->n_devices; i++) {
                 const V1beta1__DeviceSpec *s = a->devices[i];
 
-                if (json_array_append_new(devices,
-                                          json_pack("{s:s, s:s, s:s}", "container_path",
-                                                    s->container_path, "host_path", s->host_path,
-                                                    "permissions", s->permissions)) < 0)
+                g = device_group(devices, s);
+                if (!g || json_array_append_new(json_object_get(g, "container_paths"),
+                                                json_string(s->container_path)) < 0)
                         goto out_free_object;
         }
         for (size_t i = 0; i < a->n_mounts; i++) {
                 const V1beta1__Mount *m = a->mounts[i];
 
                 if (json_array_append_new(mounts,
-                                          json_pack("{s:s, s:s, s:b}", "container_path",
-                                                    m->container_path, "host_path", m->host_path,
+                                          json_pack("{s:s, s:s, s:b}", "host_path", m->host_path,
+                                                    "container_path", m->container_path,
                                                     "read_only", (int) m->read_only)) < 0)
                         goto out_free_object;
         }

@@ -131,19 +131,22 @@ static json_t *resource(json_t *j, const char *kind) {
         return NULL;
 }
 
-/* "container -> host" of every device Allocate maps for |kind|, comma-separated. */
+/* "container->host" of every device Allocate maps for |kind|, comma-separated. */
 static void maps_of(json_t *j, const char *kind, char *buf, size_t size) {
-        json_t *r = resource(j, kind), *devices, *v;
-        size_t i, n = 0;
+        json_t *r = resource(j, kind), *devices, *g, *c;
+        size_t i, k, n = 0;
 
         buf[0] = '\0';
         devices = json_object_get(json_object_get(r, "allocate"), "devices");
-        json_array_foreach(devices, i, v) {
-                n += (size_t) snprintf(buf + n, size - n, "%s%s->%s", i ? "," : "",
-                                       json_string_value(json_object_get(v, "container_path")),
-                                       json_string_value(json_object_get(v, "host_path")));
-                if (n >= size)
-                        return;
+        json_array_foreach(devices, i, g) {
+                CHECK_STR(json_string_value(json_object_get(g, "permissions")), "rw");
+                json_array_foreach(json_object_get(g, "container_paths"), k, c) {
+                        n += (size_t) snprintf(buf + n, size - n, "%s%s->%s", n ? "," : "",
+                                               json_string_value(c),
+                                               json_string_value(json_object_get(g, "host_path")));
+                        if (n >= size)
+                                return;
+                }
         }
 }
 
