@@ -6,8 +6,9 @@
  * symlinks are followed inside the root (an absolute target "/dev/x" means "<root>/x"), ".." may
  * not climb above the root, and at most LINK_HOPS_MAX links are followed per name. A name that
  * does not resolve to a character device (missing, dangling, looping, escaping, a directory, a
- * regular file...) is ignored. A scan is about a dozen fstatat/readlinkat calls and no allocation:
- * it runs on every inotify event in the dev root.
+ * regular file...) is ignored; a lookup failing otherwise (EACCES, EIO) fails the whole scan, so
+ * a caller keeps its last state instead of seeing devices vanish. A scan is about a dozen
+ * fstatat/readlinkat calls and no allocation: it runs on every inotify event in the dev root.
  */
 #include "discovery.h"
 
