@@ -102,6 +102,9 @@ int grpc_deframer_feed(struct grpc_deframer *d, const uint8_t *data, size_t len,
                         continue;
                 }
 
+                /* The prefix ended the input: the body comes with a later feed. */
+                if (len == 0)
+                        break;
                 size_t n = d->msg_len - d->msg_fill;
                 if (n > len)
                         n = len;
