@@ -108,7 +108,8 @@ struct grpc_conn {
         uint32_t events;               /* current epoll mask of |io| */
         nghttp2_session *session;      /* owned */
         struct grpc_buf out;           /* bytes from nghttp2 the socket has not taken yet */
-        struct grpc_call *calls;       /* owned */
+        struct grpc_call *calls;       /* owned, oldest first */
+        struct grpc_call *calls_tail;  /* the newest call */
         unsigned busy;                 /* our frames on the stack for this connection */
         bool want_flush;               /* output was queued while busy */
         bool dead;                     /* closed; freed when no longer busy */
@@ -173,10 +174,13 @@ static struct grpc_call *call_new(struct grpc_conn *c, int32_t stream_id) {
         call->conn = c;
         call->stream_id = stream_id;
         grpc_deframer_init(&call->deframer, c->server->cfg.max_recv_msg);
-        call->next = c->calls;
-        if (c->calls)
-                c->calls->prev = call;
-        c->calls = call;
+        /* Appended, so handlers made ready by one read run in arrival order. */
+        call->prev = c->calls_tail;
+        if (c->calls_tail)
+                c->calls_tail->next = call;
+        else
+                c->calls = call;
+        c->calls_tail = call;
         return call;
 }
 
@@ -198,6 +202,8 @@ static void call_free(struct grpc_call *call) {
                 c->calls = call->next;
         if (call->next)
                 call->next->prev = call->prev;
+        else
+                c->calls_tail = call->prev;
         free(call);
 }
 

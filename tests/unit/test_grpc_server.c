@@ -54,9 +54,14 @@ static struct {
         int n_closed_by_peer;        /* ... with by_peer */
         struct grpc_call *open_call; /* the last call kept open (Stream keep-open, Hang) */
         struct grpc_call *open_call2;
+        char order[16]; /* first bytes of echoed requests, in handler order */
 } fx;
 
 static void on_echo(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        size_t n = strlen(fx.order);
+
+        if (len > 0 && n + 1 < sizeof(fx.order))
+                fx.order[n] = (char) req[0];
         fx.n_handled++;
         CHECK_INT(grpc_call_reply(call, req, len), 0);
 }
@@ -279,6 +284,7 @@ struct h2c {
         nghttp2_session *session;
         struct grpc_buf out;
         bool reading; /* false: a peer that never reads */
+        bool hold;    /* queue frames without writing them */
         bool eof;
         struct h2c_stream st[4];
         int n;
@@ -329,6 +335,8 @@ static void h2c_flush(struct h2c *h) {
         const uint8_t *data;
         ssize_t n;
 
+        if (h->hold)
+                return;
         while ((n = nghttp2_session_mem_send(h->session, &data)) > 0)
                 CHECK_INT(grpc_buf_append(&h->out, data, (size_t) n), 0);
         while (grpc_buf_pending(&h->out) > 0) {
@@ -695,6 +703,28 @@ static void test_grpc_server_oversized_message_then_same_connection_serves(void)
                 CHECK(strstr(r.message, "larger than max") != NULL);
                 free(m);
         }
+        teardown();
+}
+
+static void test_grpc_server_handlers_run_in_arrival_order(void) {
+        struct h2c h;
+        struct h2c_stream *st[3];
+
+        setup();
+        h2c_open(&h, true, false);
+        run_for(20000);
+        /* Three requests in one write, so the server reads them at once. */
+        h.hold = true;
+        st[0] = h2c_request(&h, M_ECHO, "a", 1);
+        st[1] = h2c_request(&h, M_ECHO, "b", 1);
+        st[2] = h2c_request(&h, M_ECHO, "c", 1);
+        h.hold = false;
+        h2c_flush(&h);
+        for (int i = 0; i < 500 && !st[2]->closed; i++)
+                run_for(10000);
+        CHECK(st[0]->closed && st[1]->closed && st[2]->closed);
+        CHECK_STR(fx.order, "abc");
+        h2c_close(&h);
         teardown();
 }
 
@@ -1206,6 +1236,7 @@ int main(void) {
         RUN(test_grpc_server_two_request_messages_internal);
         RUN(test_grpc_server_partial_or_missing_message_internal);
         RUN(test_grpc_server_oversized_message_then_same_connection_serves);
+        RUN(test_grpc_server_handlers_run_in_arrival_order);
         RUN(test_grpc_server_streaming_messages_arrive);
         RUN(test_grpc_server_send_from_timer_reaches_client);
         RUN(test_grpc_server_client_disconnect_mid_stream);
