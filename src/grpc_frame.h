@@ -1,8 +1,9 @@
 /*
  * grpc_frame.h - the socket-free pieces of gRPC over HTTP/2: the 5-byte length-prefixed message
  * framing (a deframer with a receive limit, and the prefix encoder), grpc-timeout parsing and
- * formatting, grpc-message percent-encoding, and the content-type check. Pure functions over
- * buffers; no nghttp2, no loop, no logging. Used by grpc_server.c and grpc_client.c.
+ * formatting, grpc-message percent-encoding, the content-type check, and the byte queue both
+ * sides buffer output in. Pure functions over buffers; no nghttp2, no loop, no logging. Used by
+ * grpc_server.c and grpc_client.c.
  */
 #pragma once
 
