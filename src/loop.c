@@ -206,10 +206,11 @@ int loop_timer_arm(struct loop_source *s, uint64_t usec, uint64_t interval_usec)
 
         if (s->dead || s->type != SOURCE_TIMER)
                 return -EINVAL;
+        /* drop an expiry already counted, so a re-armed timer never fires early; before arming,
+         * so that a short timer expiring right after timerfd_settime() is not lost */
+        (void) !read(s->fd, &drain, sizeof(drain));
         if (timerfd_settime(s->fd, 0, &its, NULL) < 0)
                 return -errno;
-        /* drop an expiry already counted, so a re-armed timer never fires early */
-        (void) !read(s->fd, &drain, sizeof(drain));
         return 0;
 }
 

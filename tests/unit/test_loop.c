@@ -133,6 +133,22 @@ static void test_loop_io_set_events_rejects_timer(void) {
         loop_free(c.loop);
 }
 
+static void test_loop_timer_of_one_usec_fires(void) {
+        struct ctx c = {0};
+        struct loop_source *t;
+        CHECK_INT(loop_new(&c.loop), 0);
+        CHECK_INT(loop_add_timer(c.loop, on_timer_quit, &c, &t), 0);
+        /* expires at once: arming must not drain the expiry it just caused */
+        for (int i = 0; i < 20; i++) {
+                c.fired = 0;
+                CHECK_INT(loop_timer_arm(t, 1, 0), 0);
+                CHECK_INT(loop_run(c.loop), 7);
+                CHECK_INT(c.fired, 1);
+        }
+        loop_source_free(t);
+        loop_free(c.loop);
+}
+
 int main(void) {
         RUN(test_loop_timer_fires_once_and_quit_code_returns);
         RUN(test_loop_timer_interval_repeats);
@@ -140,5 +156,6 @@ int main(void) {
         RUN(test_loop_signal_is_delivered_through_signalfd);
         RUN(test_loop_disarmed_timer_does_not_fire);
         RUN(test_loop_io_set_events_rejects_timer);
+        RUN(test_loop_timer_of_one_usec_fires);
         return unit_done();
 }
