@@ -208,8 +208,15 @@ static void on_registered(struct reg *r, void *userdata) {
                  p->n_res, (double) (loop_now_usec() - p->kubelet_seen_usec) / 1000.0);
 }
 
-/* Binds the sockets that are missing or no longer ours. Returns true when the dir exists. */
-static bool sync_sockets(struct plugin *p) {
+/*
+ * Binds the sockets of services not created yet; with |kubelet_changed| (a new kubelet.sock:
+ * the kubelet restarted and wiped its directory) also re-binds every socket no longer ours.
+ * A socket of ours removed while the same kubelet stays up is left alone: during a rolling update
+ * the new pod unlinks and re-binds the path, and it must keep it. The kubelet only dials us when
+ * we register, and we re-bind before every registration with a new kubelet.
+ * Returns true when the kubelet dir exists.
+ */
+static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
         if (!is_dir(p->opt->kubelet_dir)) {
                 if (!p->kdir_missing_logged)
                         log_warn(NULL, p->opt->kubelet_dir,
@@ -231,7 +238,7 @@ static bool sync_sockets(struct plugin *p) {
                                           strerror(-r));
                         else
                                 log_info(res->name, res->socket_path, "serving");
-                } else if (!dp_service_owns_socket(res->svc)) {
+                } else if (kubelet_changed && !dp_service_owns_socket(res->svc)) {
                         r = dp_service_relisten(res->svc);
                         if (r < 0)
                                 log_error(res->name, res->socket_path,
@@ -247,7 +254,7 @@ static bool sync_sockets(struct plugin *p) {
 
 static void sync_kubelet(struct plugin *p) {
         struct stat st;
-        bool dir = sync_sockets(p);
+        bool dir = sync_sockets(p, false);
 
         if (dir && stat(p->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
                 if (p->kubelet_up && st.st_dev == p->k_dev && st.st_ino == p->k_ino)
@@ -259,6 +266,7 @@ static void sync_kubelet(struct plugin *p) {
                 p->k_ino = st.st_ino;
                 p->kubelet_seen_usec = loop_now_usec();
                 p->timing_pending = true;
+                sync_sockets(p, true);
                 for (size_t i = 0; i < p->n_res; i++)
                         reg_start(p->res[i].reg);
                 return;
