@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 
 import pytest
 
@@ -89,7 +90,7 @@ class Node:
         self.allow_stream_ends = False  # the test ends streams on purpose
         self.allow_reregister = False  # the test makes the kubelet drop the plugin
         self.events_from = 0  # kubelet events since the daemon's last start
-        self.stopped = False
+        self.stopped = None  # monotonic time of the stop signal
 
     def socket(self, kind):
         return os.path.join(self.kdir, "sgxdevplugin-%s.sock" % kind)
@@ -113,7 +114,8 @@ class Node:
                 e, k.allocatable(resource), k.capacity(resource))) from None
 
     def stop_daemon(self, sig=signal.SIGTERM):
-        self.stopped = True
+        if not self.stopped:
+            self.stopped = time.monotonic()  # streams may end from here on
         return self.daemon.stop(sig)
 
     def restart_daemon(self):
@@ -127,7 +129,7 @@ class Node:
         with k.lock:
             k.stream_ends.clear()
             self.events_from = len(k.events)
-        self.stopped = False
+        self.stopped = None
         self.daemon.start()
         self.wait_registered()
 
@@ -136,9 +138,10 @@ class Node:
         out = []
         if self.kubelet is not None:
             out += ["kubelet: " + e for e in self.kubelet.errors]
-            if not self.allow_stream_ends and not self.stopped:
+            if not self.allow_stream_ends:
                 out += ["kubelet: %s: the plugin ended ListAndWatch while serving: %s" % (r, w)
-                        for (_, r, w) in self.kubelet.stream_ends]
+                        for (t, r, w) in self.kubelet.stream_ends
+                        if not self.stopped or t < self.stopped]
             most, counts = self.kubelet.max_registrations(self.events_from)
             if most > 1 and not self.allow_reregister:
                 out.append("kubelet: more than one successful Register per resource and kubelet "

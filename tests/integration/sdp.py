@@ -97,6 +97,9 @@ LAYOUTS = {
     # two real nodes with one major:minor: the first of sgx_enclave, sgx/enclave... is reported
     "dup_nodes": [("sgx/enclave", "c", ENCLAVE), ("sgx_enclave", "c", ENCLAVE),
                   ("sgx/provision", "c", PROVISION), ("sgx_provision", "c", PROVISION)],
+    # links to links: sgx_enclave -> sgx/sgx_enclave -> /dev/sgx/enclave (the real node)
+    "chain": [("sgx/enclave", "c", ENCLAVE), ("sgx/sgx_enclave", "l", "/dev/sgx/enclave"),
+              ("sgx_enclave", "l", "sgx/sgx_enclave"), ("sgx/provision", "c", PROVISION)],
     # a dangling link is no device
     "dangling": [("sgx_enclave", "l", "/dev/sgx/enclave"), ("isgx", "l", "nothing")],
     # a provisioning device alone is no SGX

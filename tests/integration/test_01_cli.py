@@ -129,6 +129,10 @@ PROBE = {
                   ("sgx_provision", "dcap", "/dev/sgx_provision", P),
                   ("sgx/provision", "dcap", "/dev/sgx/provision", P)],
     "dangling": [],
+    "chain": [("sgx_enclave", "dcap", "/dev/sgx/enclave", E),
+              ("sgx/enclave", "dcap", "/dev/sgx/enclave", E),
+              ("sgx/sgx_enclave", "dcap", "/dev/sgx/enclave", E),
+              ("sgx/provision", "dcap", "/dev/sgx/provision", P)],
 }
 
 # Resources each layout would advertise (the others advertise nothing)
@@ -137,7 +141,7 @@ ADVERTISED = {
     "legacy": {"sgx", "dcap"}, "ias": {"sgx", "ias"}, "dcap_ias": {"sgx", "dcap", "ias"},
     "none": set(), "udev": {"sgx", "dcap"}, "udev_reverse": {"sgx", "dcap"},
     "provision_only": set(), "not_chardev": set(), "dup_nodes": {"sgx", "dcap"},
-    "dangling": set(),
+    "dangling": set(), "chain": {"sgx", "dcap"},
 }
 
 
@@ -158,52 +162,28 @@ def test_01_05_probe_text(devtree, layout):
         assert res(kind) in out, "probe does not say what it would advertise for %s" % kind
 
 
-def walk(j):
-    """Every dict in a JSON document."""
-    if isinstance(j, dict):
-        yield j
-        for v in j.values():
-            yield from walk(v)
-    elif isinstance(j, list):
-        for v in j:
-            yield from walk(v)
-
-
-def has_mm(d, mm):
-    major, minor = (int(x) for x in mm.split(":"))
-    vals = list(d.values())
-    return mm in vals or (d.get("major") == major and d.get("minor") == minor)
-
-
-# 01_06: probe --json gives the same facts as JSON: each device and what each resource advertises
+# 01_06: probe --json gives the same facts: each device name (class, host path, major:minor),
+# and per resource its slot count and the host nodes Allocate would map
 @pytest.mark.parametrize("layout", sorted(PROBE))
 def test_01_06_probe_json(devtree, layout):
     t = devtree(layout)
     r = run_cli(["probe", "--dev-root", t.root, "--json"])
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    dicts = list(walk(doc))
-    for name, cls, host, mm in PROBE[layout]:
-        found = [d for d in dicts if name in d.values() and host in d.values()]
-        assert found, "no JSON object with name %s and host path %s:\n%s" % (name, host,
-                                                                             r.stdout)
-        assert any(cls in d.values() and has_mm(d, mm) for d in found), \
-            "%s: class %s or %s missing in %r" % (name, cls, mm, found)
+    got = sorted((d["name"], d["class"], d["host_path"], "%d:%d" % (d["major"], d["minor"]))
+                 for d in doc["devices"])
+    assert got == sorted(PROBE[layout])
     hosts = {h for (_, _, h, _) in PROBE[layout]}
-    for d in dicts:
-        for v in d.values():
-            if isinstance(v, str) and v.startswith(t.root + "/"):
-                pytest.fail("probe --json reports a dev-root path %r, not the host's /dev" % v)
-            if isinstance(v, str) and v.startswith("/dev/") and v not in hosts:
-                pytest.fail("probe --json reports %r, not a real node of %s" % (v, layout))
-    # What each resource would advertise: an object naming the resource, with a count.
+    res_by_name = {x["name"]: x for x in doc["resources"]}
+    assert sorted(res_by_name) == sorted(sdp.RESOURCES)
     for kind in sdp.KINDS:
-        objs = [d for d in dicts if res(kind) in d.values()]
-        assert objs, "probe --json does not name %s" % res(kind)
-        counts = [v for d in objs for k, v in d.items()
-                  if isinstance(v, int) and not isinstance(v, bool)]
-        want = 110 if kind in ADVERTISED[layout] else 0
-        assert want in counts, "%s: want %d devices advertised, got %r" % (res(kind), want, objs)
+        x = res_by_name[res(kind)]
+        present = kind in ADVERTISED[layout]
+        assert x["count"] == (110 if present else 0), x
+        mapped = [d["host_path"] for d in (x.get("allocate") or {}).get("devices", [])]
+        assert bool(mapped) == present, x
+        assert set(mapped) <= hosts, "%s maps %s, not real nodes of %s" % (res(kind), mapped,
+                                                                         layout)
 
 
 # 01_07: probe of a dev root that does not exist finds nothing and exits 0
@@ -276,7 +256,7 @@ def test_01_13_text_log_format(devtree, workdir):
     d = sdp.Daemon(["--kubelet-dir", os.path.join(workdir, "k"), "--dev-root", t.root,
                     "--log-format", "text", "--log-level", "info"], log).start()
     try:
-        line = d.wait_log(lambda l: "raw" in l and "path=" in l, T(5),
+        line = d.wait_log(lambda l: "path=" in l.get("raw", ""), T(5),
                           what="a text line with path=")["raw"]
         assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (error|warn|info) ", line), line
         assert not any(l["raw"].startswith("{") for l in d.lines() if "raw" in l)

@@ -116,11 +116,12 @@ def test_02_07_kubelet_restarts_in_a_row(node, restart_figures, request):
 def test_02_08_kubelet_down_then_up(node):
     nd = node("inkernel")
     k = nd.kubelet
+    m = nd.daemon.mark()
     k.stop()
     k.wipe()
-    m = nd.daemon.mark()
-    nd.daemon.wait_log(lambda l: l.get("path") is not None, T(5), since=m,
-                       what="a log line about the kubelet going away")
+    ksock = os.path.join(nd.kdir, "kubelet.sock")
+    nd.daemon.wait_log(lambda l: l.get("path") == ksock and l.get("level") != "debug", T(5),
+                       since=m, what="a log line about the kubelet going away")
     assert nd.daemon.alive()
     k.start()
     nd.wait_registered(timeout=T(5))
@@ -184,7 +185,6 @@ def test_02_12_kubelet_drops_stream(node):
     k = nd.kubelet
     dcap = res("dcap")
     k.drop(dcap)
-    assert k.allocatable(dcap) == 0
     k.wait_for(lambda: k.register_count(dcap, generation=1) == 2, T(10),
                "dcap registered again after the kubelet ended its stream")
     nd.wait_registered(timeout=T(5))

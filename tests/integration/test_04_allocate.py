@@ -49,6 +49,7 @@ CASES = [
     ("udev", [], "sgx", INKERNEL),
     ("udev_reverse", [], "dcap", DRIVER),
     ("dup_nodes", [], "dcap", INKERNEL),
+    ("chain", [], "dcap", DRIVER),
     ("inkernel", ["--no-provision"], "dcap", dcap_specs("/dev/sgx_enclave")),
     ("inkernel", ["--no-provision"], "sgx", dcap_specs("/dev/sgx_enclave")),
     ("inkernel", ["--provision-resource"], "provision", prov_specs("/dev/sgx_provision")),

@@ -35,30 +35,50 @@ def test_08_01_signal_exit_0(node, sig):
                "the kubelet to see every ListAndWatch stream end")
 
 
-# 08_02: a socket path taken over by another process (rolling update) is not removed on SIGTERM
-def test_08_02_rolling_update_paths_kept(node):
+# 08_02: a socket path another process bound meanwhile (rolling update: the new pod) is not
+# removed on SIGTERM
+def test_08_02_rolling_update_socket_kept(node):
     nd = node("inkernel")
-    dcap, sgx, ias = (nd.socket(k) for k in sdp.KINDS)
-    os.unlink(dcap)
+    nd.allow_stream_ends = True  # our socket is gone: the old streams may end
+    dcap, ias = nd.socket("dcap"), nd.socket("ias")
     newpod = socket.socket(socket.AF_UNIX)
-    newpod.bind(dcap)
+    os.unlink(dcap)  # what the new pod does to a path it finds taken
+    try:
+        newpod.bind(dcap)
+    except OSError as e:
+        newpod.close()
+        pytest.fail("the new pod cannot bind %s: %s: the old daemon re-created its socket at "
+                    "once when the new pod removed it, and fights over the path" % (dcap, e))
     newpod.listen(1)
-    os.unlink(sgx)
-    with open(sgx, "w") as f:
-        f.write("another file\n")
-    before = {p: os.stat(p).st_ino for p in (dcap, sgx)}
+    ino = os.stat(dcap).st_ino
     try:
         assert nd.stop_daemon() == 0
-        for p, ino in before.items():
-            assert os.path.exists(p), "SIGTERM removed %s, which is not ours any more" % p
-            assert os.stat(p).st_ino == ino
+        assert os.path.exists(dcap), "%s is gone after SIGTERM though the new pod had bound " \
+            "it (did the daemon re-create its socket over it, then unlink it?)" % dcap
+        assert os.stat(dcap).st_ino == ino, "%s was replaced" % dcap
         assert not os.path.exists(ias), "our own ias socket was left behind"
     finally:
         newpod.close()
 
 
-# 08_03: SIGTERM with stalled clients connected still exits 0 promptly
-def test_08_03_sigterm_with_stalled_clients(node):
+# 08_03: a socket path replaced by another (non-socket) file is neither replaced nor removed
+def test_08_03_socket_path_replaced_by_file(node):
+    nd = node("inkernel")
+    nd.allow_stream_ends = True
+    sgx = nd.socket("sgx")
+    os.unlink(sgx)
+    with open(sgx, "w") as f:
+        f.write("another file\n")
+    ino = os.stat(sgx).st_ino
+    # The daemon may notice and react; then it stops.
+    assert nd.kubelet.allocate(res("dcap"), ["dcap-0"])
+    assert nd.stop_daemon() == 0
+    assert os.path.exists(sgx), "SIGTERM removed %s, which is not ours any more" % sgx
+    assert os.stat(sgx).st_ino == ino, "the daemon replaced another file at %s" % sgx
+
+
+# 08_04: SIGTERM with stalled clients connected still exits 0 promptly
+def test_08_04_sigterm_with_stalled_clients(node):
     nd = node("inkernel")
     stalled = [sdp.unix_connect(nd.socket("dcap")) for _ in range(3)]
     stalled[1].sendall(b"PRI * HTTP/2.0\r\n")
@@ -74,8 +94,8 @@ def test_08_03_sigterm_with_stalled_clients(node):
             s.close()
 
 
-# 08_04: SIGTERM before any kubelet appeared: exit 0, no socket left
-def test_08_04_sigterm_without_kubelet(node):
+# 08_05: SIGTERM before any kubelet appeared: exit 0, no socket left
+def test_08_05_sigterm_without_kubelet(node):
     nd = node("inkernel", kubelet=False)
     time.sleep(T(0.3))  # setup: let it start up and wait for the kubelet
     assert nd.stop_daemon() == 0
@@ -83,8 +103,8 @@ def test_08_04_sigterm_without_kubelet(node):
         assert not os.path.exists(p)
 
 
-# 08_05: a kubelet that accepts Register and never answers blocks neither serving nor SIGTERM
-def test_08_05_hanging_kubelet(node):
+# 08_06: a kubelet that accepts Register and never answers blocks neither serving nor SIGTERM
+def test_08_06_hanging_kubelet(node):
     nd = node("inkernel", kubelet=False)
     os.makedirs(nd.kdir)
     hang = socket.socket(socket.AF_UNIX)
@@ -115,8 +135,8 @@ def test_08_05_hanging_kubelet(node):
         hang.close()
 
 
-# 08_06: stale sockets at our paths (a crashed instance) are replaced at start
-def test_08_06_stale_own_sockets(node, workdir):
+# 08_07: stale sockets at our paths (a crashed instance) are replaced at start
+def test_08_07_stale_own_sockets(node, workdir):
     kdir = os.path.join(workdir, "k")
     os.makedirs(kdir)
     for kind in sdp.KINDS:
@@ -129,9 +149,9 @@ def test_08_06_stale_own_sockets(node, workdir):
     assert specs(nd.kubelet.allocate(DCAP, ["dcap-0"]))
 
 
-# 08_07: rolling update: a new daemon takes over while the old one runs; the old one's SIGTERM
+# 08_08: rolling update: a new daemon takes over while the old one runs; the old one's SIGTERM
 # ends its streams, the kubelet drops the resources by name, and the new daemon registers again
-def test_08_07_rolling_update(node):
+def test_08_08_rolling_update(node):
     nd = node("inkernel")
     nd.allow_stream_ends = True
     nd.allow_reregister = True
@@ -141,11 +161,9 @@ def test_08_07_rolling_update(node):
         k.wait_for(lambda: all(k.register_count(r) == 2 for r in sdp.RESOURCES), T(10),
                    "the new daemon's registrations")
         nd.wait_registered()
-        inodes = {p: os.stat(p).st_ino for p in sockets_of(nd)}
         assert nd.stop_daemon() == 0
-        for p, ino in inodes.items():
-            assert os.path.exists(p) and os.stat(p).st_ino == ino, \
-                "the old daemon removed the new daemon's %s" % p
+        for p in sockets_of(nd):
+            assert os.path.exists(p), "the old daemon removed the new daemon's %s" % p
         # The kubelet ended the new daemon's streams because the old ones ended: it must
         # register again, once per resource.
         k.wait_for(lambda: all(k.register_count(r) >= 3 for r in sdp.RESOURCES), T(10),
