@@ -819,22 +819,24 @@ static bool remove_stream(struct dp_service *s, struct grpc_call *call) {
         return false;
 }
 
+/* Logs a health change once; |n_notified| is the number of streams sent the new list. */
 static void log_health(struct dp_service *s, enum dp_health old, size_t n_notified) {
         struct layout l;
-        char paths[2 * DISCOVERY_PATH_MAX + 8];
+        char paths[2 * DISCOVERY_PATH_MAX + 8], streams[48] = "";
 
+        if (old != DP_HEALTH_NONE || n_notified > 0)
+                snprintf(streams, sizeof(streams), ", %zu stream(s) notified", n_notified);
         switch (s->health) {
         case DP_HEALTH_HEALTHY:
                 layout_for(&s->cfg, s->kind, &s->disc, &l);
                 layout_host_paths(&l, paths, sizeof(paths));
-                log_info(s->resource, s->socket_path,
-                         "devices healthy: %s, %u slots Healthy%s, %zu stream(s) notified", paths,
-                         s->cfg.max_pods, old == DP_HEALTH_UNHEALTHY ? " again" : "", n_notified);
+                log_info(s->resource, s->socket_path, "devices healthy: %s, %u slots Healthy%s%s",
+                         paths, s->cfg.max_pods, old == DP_HEALTH_UNHEALTHY ? " again" : "",
+                         streams);
                 break;
         case DP_HEALTH_UNHEALTHY:
-                log_warn(s->resource, s->socket_path,
-                         "device vanished, %u slots Unhealthy, %zu stream(s) notified",
-                         s->cfg.max_pods, n_notified);
+                log_warn(s->resource, s->socket_path, "device vanished, %u slots Unhealthy%s",
+                         s->cfg.max_pods, streams);
                 break;
         case DP_HEALTH_NONE:
                 log_info(s->resource, s->socket_path, "no device present, advertising none");

@@ -2,18 +2,30 @@
  * test_deviceplugin.c - the pure DevicePlugin handlers of deviceplugin.c, without sockets: device
  * lists, options, Allocate for every device layout, GetPreferredAllocation and PreStartContainer.
  * Answers are decoded with protobuf-c and checked field by field. Node states are built in C.
+ * Then the service on a temp socket, driven through a small nghttp2 client in this file: unary
+ * calls, ListAndWatch pushes on health changes, streams ended by the peer, relisten and free.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
 
 #include "api.pb-c.h"
 #include "deviceplugin.h"
 #include "discovery.h"
+#include "log.h"
+#include "loop.h"
 #include "unit.h"
 
 /* ---- fixtures ---- */
@@ -877,7 +889,667 @@ static void test_deviceplugin_list_10000_is_fast(void) {
         CHECK(dt < 0.05);
 }
 
+/* ---- the service, over a socket ---- */
+
+#define TC_MAX_STREAMS 8
+
+/* One call of the test client: the request body, the gRPC messages and status received. */
+struct tstream {
+        int32_t id;
+        uint8_t body[512];
+        size_t body_len, body_off;
+        uint8_t *rx; /* bytes of an unfinished gRPC message */
+        size_t rx_len;
+        size_t n_msgs;
+        uint8_t *last; /* the last whole message */
+        size_t last_len;
+        int status; /* grpc-status, -1 until the trailers come */
+        char message[256];
+        bool closed;
+};
+
+/* A minimal HTTP/2 gRPC client on the test's loop. */
+struct tclient {
+        int fd;
+        nghttp2_session *session;
+        struct loop_source *src;
+        struct tstream streams[TC_MAX_STREAMS];
+        size_t n_streams;
+        bool eof;
+};
+
+static struct tstream *tc_stream(struct tclient *c, int32_t id) {
+        for (size_t i = 0; i < c->n_streams; i++)
+                if (c->streams[i].id == id)
+                        return &c->streams[i];
+        return NULL;
+}
+
+static ssize_t tc_on_send(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+                          void *user_data) {
+        struct tclient *c = user_data;
+        size_t off = 0;
+
+        while (off < length) {
+                ssize_t n = send(c->fd, data + off, length - off, MSG_NOSIGNAL);
+
+                if (n < 0)
+                        return NGHTTP2_ERR_CALLBACK_FAILURE;
+                off += (size_t) n;
+        }
+        return (ssize_t) length;
+}
+
+static int tc_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                      const uint8_t *data, size_t len, void *user_data) {
+        struct tstream *t = tc_stream(user_data, stream_id);
+        uint8_t *rx;
+
+        if (!t)
+                return 0;
+        rx = realloc(t->rx, t->rx_len + len);
+        if (!rx)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+        memcpy(rx + t->rx_len, data, len);
+        t->rx = rx;
+        t->rx_len += len;
+        while (t->rx_len >= 5) {
+                size_t mlen = (size_t) t->rx[1] << 24 | (size_t) t->rx[2] << 16 |
+                              (size_t) t->rx[3] << 8 | t->rx[4];
+
+                if (t->rx_len < 5 + mlen)
+                        break;
+                free(t->last);
+                t->last = malloc(mlen + 1);
+                memcpy(t->last, t->rx + 5, mlen);
+                t->last_len = mlen;
+                t->n_msgs++;
+                memmove(t->rx, t->rx + 5 + mlen, t->rx_len - 5 - mlen);
+                t->rx_len -= 5 + mlen;
+        }
+        return 0;
+}
+
+static int tc_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                        size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                        void *user_data) {
+        struct tstream *t = tc_stream(user_data, frame->hd.stream_id);
+
+        if (!t)
+                return 0;
+        if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0)
+                t->status = atoi((const char *) value);
+        else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0)
+                snprintf(t->message, sizeof(t->message), "%.*s", (int) valuelen,
+                         (const char *) value);
+        return 0;
+}
+
+static int tc_on_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                       void *user_data) {
+        struct tstream *t = tc_stream(user_data, stream_id);
+
+        if (t)
+                t->closed = true;
+        return 0;
+}
+
+static ssize_t tc_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                            void *user_data) {
+        struct tstream *t = source->ptr;
+        size_t n = t->body_len - t->body_off;
+
+        if (n > length)
+                n = length;
+        memcpy(buf, t->body + t->body_off, n);
+        t->body_off += n;
+        if (t->body_off == t->body_len)
+                *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t) n;
+}
+
+static void tc_flush(struct tclient *c) {
+        CHECK_INT(nghttp2_session_send(c->session), 0);
+}
+
+/* The connection is gone: every call on it has ended. */
+static void tc_eof(struct tclient *c) {
+        c->eof = true;
+        c->src = loop_source_free(c->src);
+        for (size_t i = 0; i < c->n_streams; i++)
+                c->streams[i].closed = true;
+}
+
+static void tc_on_io(struct loop_source *s, int fd, uint32_t events, void *userdata) {
+        struct tclient *c = userdata;
+        uint8_t buf[16384];
+
+        for (;;) {
+                ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                        tc_eof(c);
+                        return;
+                }
+                if (n < 0)
+                        break;
+                if (nghttp2_session_mem_recv(c->session, buf, (size_t) n) < 0) {
+                        tc_eof(c);
+                        return;
+                }
+        }
+        tc_flush(c);
+}
+
+static int tc_connect(struct loop *l, const char *path, struct tclient *c) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        nghttp2_session_callbacks *cbs;
+        nghttp2_settings_entry window = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 16 << 20};
+
+        memset(c, 0, sizeof(*c));
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c->fd < 0 || connect(c->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        nghttp2_session_callbacks_new(&cbs);
+        nghttp2_session_callbacks_set_send_callback(cbs, tc_on_send);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, tc_on_data);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, tc_on_header);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, tc_on_close);
+        nghttp2_session_client_new(&c->session, cbs, c);
+        nghttp2_session_callbacks_del(cbs);
+        nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, &window, 1);
+        nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+        tc_flush(c);
+        return loop_add_io(l, c->fd, EPOLLIN, tc_on_io, c, &c->src);
+}
+
+static void tc_close(struct tclient *c) {
+        c->src = loop_source_free(c->src);
+        nghttp2_session_del(c->session);
+        if (c->fd >= 0)
+                close(c->fd);
+        for (size_t i = 0; i < c->n_streams; i++) {
+                free(c->streams[i].rx);
+                free(c->streams[i].last);
+        }
+        memset(c, 0, sizeof(*c));
+        c->fd = -1;
+}
+
+#define NV(n, v) \
+        { (uint8_t *) (n), (uint8_t *) (v), sizeof(n) - 1, sizeof(v) - 1, NGHTTP2_NV_FLAG_NONE }
+
+/* Starts a call of |method| ("Allocate") sending the message |msg|. Returns the stream. */
+static struct tstream *tc_call(struct tclient *c, const char *method, const uint8_t *msg,
+                               size_t len) {
+        char path[128];
+        nghttp2_nv nva[] = {
+                NV(":method", "POST"),
+                NV(":scheme", "http"),
+                {(uint8_t *) ":path", (uint8_t *) path, 5, 0, NGHTTP2_NV_FLAG_NONE},
+                NV(":authority", "localhost"),
+                NV("content-type", "application/grpc"),
+                NV("te", "trailers"),
+        };
+        nghttp2_data_provider prd;
+        struct tstream *t;
+
+        if (c->n_streams == TC_MAX_STREAMS || len + 5 > sizeof(t->body))
+                return NULL;
+        t = &c->streams[c->n_streams];
+        memset(t, 0, sizeof(*t));
+        t->status = -1;
+        t->body[0] = 0;
+        t->body[1] = (uint8_t) (len >> 24);
+        t->body[2] = (uint8_t) (len >> 16);
+        t->body[3] = (uint8_t) (len >> 8);
+        t->body[4] = (uint8_t) len;
+        if (len)
+                memcpy(t->body + 5, msg, len);
+        t->body_len = 5 + len;
+        snprintf(path, sizeof(path), "/v1beta1.DevicePlugin/%s", method);
+        nva[2].valuelen = strlen(path);
+        prd.source.ptr = t;
+        prd.read_callback = tc_read_body;
+        t->id = nghttp2_submit_request(c->session, NULL, nva, sizeof(nva) / sizeof(nva[0]), &prd,
+                                       NULL);
+        if (t->id < 0)
+                return NULL;
+        c->n_streams++;
+        tc_flush(c);
+        return t;
+}
+
+/* Runs the loop until |cond| holds (checked every millisecond) or 5 s pass. */
+struct waiter {
+        bool (*cond)(void *arg);
+        void *arg;
+        unsigned ticks;
+};
+
+static void on_tick(struct loop_source *s, void *userdata) {
+        struct waiter *w = userdata;
+
+        if (w->cond(w->arg))
+                loop_quit(loop_source_loop(s), 0);
+        else if (++w->ticks > 5000)
+                loop_quit(loop_source_loop(s), -ETIMEDOUT);
+}
+
+static int run_until(struct loop *l, bool (*cond)(void *arg), void *arg) {
+        struct waiter w = {cond, arg, 0};
+        struct loop_source *timer;
+        int r;
+
+        if (cond(arg))
+                return 0;
+        r = loop_add_timer(l, on_tick, &w, &timer);
+        if (r < 0)
+                return r;
+        loop_timer_arm(timer, 1000, 1000);
+        r = loop_run(l);
+        loop_source_free(timer);
+        return r;
+}
+
+static bool stream_closed(void *arg) {
+        return ((struct tstream *) arg)->closed;
+}
+
+struct msgs_wait {
+        struct tstream *t;
+        size_t n;
+};
+
+static bool stream_has_msgs(void *arg) {
+        struct msgs_wait *m = arg;
+
+        return m->t->n_msgs >= m->n || m->t->closed;
+}
+
+/* A service fixture: a loop, a temp dir, the service on DIR/sgxdevplugin-<kind>.sock. */
+struct fixture {
+        struct loop *loop;
+        char dir[64];
+        char path[128];
+        struct dp_service *svc;
+        struct dp_config cfg;
+        size_t n_ended, last_remaining;
+        struct dp_service *ended_svc;
+};
+
+static void on_stream_ended(struct dp_service *s, size_t remaining, void *userdata) {
+        struct fixture *f = userdata;
+
+        f->n_ended++;
+        f->last_remaining = remaining;
+        f->ended_svc = s;
+}
+
+static bool fixture_setup(struct fixture *f, enum dp_kind k, const struct discovery *d) {
+        memset(f, 0, sizeof(*f));
+        f->cfg = cfg_default();
+        snprintf(f->dir, sizeof(f->dir), "/tmp/test_dp.XXXXXX");
+        CHECK(mkdtemp(f->dir));
+        snprintf(f->path, sizeof(f->path), "%s/sgxdevplugin-%s.sock", f->dir, dp_kind_name(k));
+        CHECK_INT(loop_new(&f->loop), 0);
+        CHECK_INT(dp_service_new(f->loop, &f->cfg, k, f->path, d, on_stream_ended, f, &f->svc), 0);
+        return f->svc != NULL;
+}
+
+static void fixture_teardown(struct fixture *f) {
+        f->svc = dp_service_free(f->svc);
+        unlink(f->path);
+        rmdir(f->dir);
+        f->loop = loop_free(f->loop);
+}
+
+static void test_deviceplugin_service_names(void) {
+        struct discovery d = node_in_kernel();
+        struct fixture f;
+        struct stat st;
+
+        if (!fixture_setup(&f, DP_KIND_DCAP, &d))
+                goto out;
+        CHECK_STR(dp_service_resource(f.svc), "sgx.k8s.io/dcap");
+        CHECK_STR(dp_service_socket_path(f.svc), f.path);
+        CHECK_STR(dp_service_endpoint(f.svc), "sgxdevplugin-dcap.sock");
+        CHECK_INT(dp_service_kind(f.svc), DP_KIND_DCAP);
+        CHECK_INT(dp_service_health(f.svc), DP_HEALTH_HEALTHY);
+        CHECK_INT(dp_service_n_streams(f.svc), 0);
+        CHECK(dp_service_owns_socket(f.svc));
+        CHECK(stat(f.path, &st) == 0 && S_ISSOCK(st.st_mode));
+        /* free unlinks the socket it still owns */
+        f.svc = dp_service_free(f.svc);
+        CHECK(stat(f.path, &st) < 0 && errno == ENOENT);
+out:
+        fixture_teardown(&f);
+}
+
+static void test_deviceplugin_service_health_follows_updates(void) {
+        struct discovery d = node_empty(), k = node_in_kernel(), i = node_ias();
+        struct fixture f;
+
+        if (!fixture_setup(&f, DP_KIND_DCAP, &d))
+                goto out;
+        CHECK_INT(dp_service_health(f.svc), DP_HEALTH_NONE);
+        dp_service_update(f.svc, &i); /* IAS is no DCAP */
+        CHECK_INT(dp_service_health(f.svc), DP_HEALTH_NONE);
+        dp_service_update(f.svc, &k);
+        CHECK_INT(dp_service_health(f.svc), DP_HEALTH_HEALTHY);
+        dp_service_update(f.svc, &d);
+        CHECK_INT(dp_service_health(f.svc), DP_HEALTH_UNHEALTHY);
+        dp_service_update(f.svc, &i);
+        CHECK_INT(dp_service_health(f.svc), DP_HEALTH_UNHEALTHY);
+        dp_service_update(f.svc, &k);
+        CHECK_INT(dp_service_health(f.svc), DP_HEALTH_HEALTHY);
+out:
+        fixture_teardown(&f);
+}
+
+/* Runs one unary call to completion. */
+static struct tstream *unary(struct fixture *f, struct tclient *c, const char *method,
+                             const uint8_t *msg, size_t len) {
+        struct tstream *t = tc_call(c, method, msg, len);
+
+        CHECK(t);
+        if (!t)
+                return NULL;
+        CHECK_INT(run_until(f->loop, stream_closed, t), 0);
+        return t;
+}
+
+static void test_deviceplugin_service_allocate_over_socket(void) {
+        struct discovery d = node_in_kernel();
+        const char *c1[] = {"dcap-7", NULL};
+        const char *const *containers[] = {c1, NULL};
+        const char *want[] = {"/dev/sgx_enclave=/dev/sgx_enclave",
+                              "/dev/sgx/enclave=/dev/sgx_enclave",
+                              "/dev/sgx_provision=/dev/sgx_provision",
+                              "/dev/sgx/provision=/dev/sgx_provision", NULL};
+        V1beta1__AllocateResponse *resp;
+        struct tclient c = {.fd = -1};
+        struct fixture f;
+        struct tstream *t;
+        uint8_t *req;
+        size_t len;
+
+        if (!fixture_setup(&f, DP_KIND_DCAP, &d))
+                goto out;
+        CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
+        req = pack_allocate(containers, &len);
+        t = unary(&f, &c, "Allocate", req, len);
+        free(req);
+        if (!t)
+                goto out;
+        CHECK_INT(t->status, GRPC_STATUS_OK);
+        CHECK_INT(t->n_msgs, 1);
+        resp = v1beta1__allocate_response__unpack(NULL, t->last_len, t->last);
+        CHECK(resp);
+        if (resp) {
+                CHECK_INT(resp->n_container_responses, 1);
+                if (resp->n_container_responses == 1)
+                        check_specs(resp->container_responses[0], want);
+                v1beta1__allocate_response__free_unpacked(resp, NULL);
+        }
+out:
+        tc_close(&c);
+        fixture_teardown(&f);
+}
+
+static void test_deviceplugin_service_rejects_over_socket(void) {
+        struct discovery d = node_in_kernel(), e = node_empty();
+        const char *bad[] = {"dcap-01", NULL}, *good[] = {"dcap-1", NULL};
+        const char *const *bad_c[] = {bad, NULL}, *const * good_c[] = {good, NULL};
+        struct tclient c = {.fd = -1};
+        struct fixture f;
+        struct tstream *t;
+        uint8_t *req, garbage[] = {0xff, 0xff, 0xff};
+        size_t len;
+
+        if (!fixture_setup(&f, DP_KIND_DCAP, &d))
+                goto out;
+        CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
+
+        req = pack_allocate(bad_c, &len);
+        t = unary(&f, &c, "Allocate", req, len);
+        free(req);
+        if (t) {
+                CHECK_INT(t->status, GRPC_STATUS_INVALID_ARGUMENT);
+                CHECK_INT(t->n_msgs, 0);
+                CHECK(strstr(t->message, "dcap-01"));
+        }
+
+        t = unary(&f, &c, "Allocate", garbage, sizeof(garbage));
+        if (t)
+                CHECK_INT(t->status, GRPC_STATUS_INVALID_ARGUMENT);
+
+        /* the device vanished: the service answers from its copy of the node state */
+        dp_service_update(f.svc, &e);
+        req = pack_allocate(good_c, &len);
+        t = unary(&f, &c, "Allocate", req, len);
+        free(req);
+        if (t) {
+                CHECK_INT(t->status, GRPC_STATUS_FAILED_PRECONDITION);
+                CHECK(strstr(t->message, "sgx.k8s.io"));
+        }
+out:
+        tc_close(&c);
+        fixture_teardown(&f);
+}
+
+static void test_deviceplugin_service_options_preferred_prestart(void) {
+        struct discovery d = node_ias();
+        V1beta1__DevicePluginOptions *o;
+        V1beta1__PreStartContainerRequest ps = V1BETA1__PRE_START_CONTAINER_REQUEST__INIT;
+        char *ids[] = {(char *) "ias-3"};
+        struct tclient c = {.fd = -1};
+        struct fixture f;
+        struct tstream *t;
+        uint8_t buf[64];
+        size_t len;
+
+        if (!fixture_setup(&f, DP_KIND_IAS, &d))
+                goto out;
+        CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
+
+        t = unary(&f, &c, "GetDevicePluginOptions", NULL, 0);
+        if (t) {
+                CHECK_INT(t->status, GRPC_STATUS_OK);
+                CHECK_INT(t->n_msgs, 1);
+                o = v1beta1__device_plugin_options__unpack(NULL, t->last_len, t->last);
+                CHECK(o);
+                if (o) {
+                        CHECK(!o->pre_start_required);
+                        CHECK(!o->get_preferred_allocation_available);
+                        v1beta1__device_plugin_options__free_unpacked(o, NULL);
+                }
+        }
+
+        ps.n_devices_ids = 1;
+        ps.devices_ids = ids;
+        len = v1beta1__pre_start_container_request__pack(&ps, buf);
+        t = unary(&f, &c, "PreStartContainer", buf, len);
+        if (t) {
+                CHECK_INT(t->status, GRPC_STATUS_OK);
+                CHECK_INT(t->n_msgs, 1);
+        }
+
+        /* an empty PreferredAllocationRequest has no container requests */
+        t = unary(&f, &c, "GetPreferredAllocation", NULL, 0);
+        if (t)
+                CHECK_INT(t->status, GRPC_STATUS_INVALID_ARGUMENT);
+out:
+        tc_close(&c);
+        fixture_teardown(&f);
+}
+
+/* Decodes the last list on |t| and checks its size and health. */
+static void check_last_list(const struct tstream *t, size_t n, const char *health) {
+        V1beta1__ListAndWatchResponse *l;
+
+        l = v1beta1__list_and_watch_response__unpack(NULL, t->last_len, t->last);
+        CHECK(l);
+        if (!l)
+                return;
+        CHECK_INT(l->n_devices, n);
+        for (size_t i = 0; i < l->n_devices; i++)
+                if (strcmp(l->devices[i]->health, health) != 0) {
+                        CHECK_STR(l->devices[i]->health, health);
+                        break;
+                }
+        v1beta1__list_and_watch_response__free_unpacked(l, NULL);
+}
+
+struct ended_wait {
+        struct fixture *f;
+        size_t n;
+};
+
+static bool ended(void *arg) {
+        struct ended_wait *w = arg;
+
+        return w->f->n_ended >= w->n;
+}
+
+static void test_deviceplugin_service_list_and_watch(void) {
+        struct discovery d = node_empty(), k = node_in_kernel();
+        struct tclient c = {.fd = -1}, c2 = {.fd = -1};
+        struct fixture f;
+        struct tstream *t, *t2;
+        struct msgs_wait mw;
+        struct ended_wait ew = {&f, 1};
+
+        if (!fixture_setup(&f, DP_KIND_SGX, &d))
+                goto out;
+        CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
+        CHECK_INT(tc_connect(f.loop, f.path, &c2), 0);
+
+        /* on open: the current list at once, empty for a class never seen */
+        t = tc_call(&c, "ListAndWatch", NULL, 0);
+        CHECK(t);
+        if (!t)
+                goto out;
+        mw = (struct msgs_wait){t, 1};
+        CHECK_INT(run_until(f.loop, stream_has_msgs, &mw), 0);
+        CHECK_INT(t->n_msgs, 1);
+        CHECK_INT(t->last_len, 0);
+        CHECK(!t->closed);
+        CHECK_INT(dp_service_n_streams(f.svc), 1);
+
+        /* a health change goes to every stream */
+        t2 = tc_call(&c2, "ListAndWatch", NULL, 0);
+        mw = (struct msgs_wait){t2, 1};
+        CHECK_INT(run_until(f.loop, stream_has_msgs, &mw), 0);
+        CHECK_INT(dp_service_n_streams(f.svc), 2);
+        dp_service_update(f.svc, &k);
+        mw = (struct msgs_wait){t, 2};
+        CHECK_INT(run_until(f.loop, stream_has_msgs, &mw), 0);
+        mw = (struct msgs_wait){t2, 2};
+        CHECK_INT(run_until(f.loop, stream_has_msgs, &mw), 0);
+        check_last_list(t, 110, "Healthy");
+        check_last_list(t2, 110, "Healthy");
+
+        /* no change in health, no new list */
+        dp_service_update(f.svc, &k);
+        dp_service_update(f.svc, &d);
+        mw = (struct msgs_wait){t, 3};
+        CHECK_INT(run_until(f.loop, stream_has_msgs, &mw), 0);
+        CHECK_INT(t->n_msgs, 3);
+        check_last_list(t, 110, "Unhealthy");
+        CHECK(!t->closed);
+
+        /* the kubelet ends one stream: reported with the number left */
+        nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, t->id, NGHTTP2_CANCEL);
+        tc_flush(&c);
+        CHECK_INT(run_until(f.loop, ended, &ew), 0);
+        CHECK_INT(f.n_ended, 1);
+        CHECK_INT(f.last_remaining, 1);
+        CHECK(f.ended_svc == f.svc);
+        CHECK_INT(dp_service_n_streams(f.svc), 1);
+
+        /* the kubelet goes away: the other stream ends too */
+        tc_close(&c2);
+        ew.n = 2;
+        CHECK_INT(run_until(f.loop, ended, &ew), 0);
+        CHECK_INT(f.n_ended, 2);
+        CHECK_INT(f.last_remaining, 0);
+        CHECK_INT(dp_service_n_streams(f.svc), 0);
+out:
+        tc_close(&c);
+        tc_close(&c2);
+        fixture_teardown(&f);
+}
+
+static void test_deviceplugin_service_free_ends_streams(void) {
+        struct discovery k = node_in_kernel();
+        struct tclient c = {.fd = -1};
+        struct fixture f;
+        struct tstream *t;
+        struct msgs_wait mw;
+
+        if (!fixture_setup(&f, DP_KIND_DCAP, &k))
+                goto out;
+        CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
+        t = tc_call(&c, "ListAndWatch", NULL, 0);
+        CHECK(t);
+        if (!t)
+                goto out;
+        mw = (struct msgs_wait){t, 1};
+        CHECK_INT(run_until(f.loop, stream_has_msgs, &mw), 0);
+        check_last_list(t, 110, "Healthy");
+
+        f.svc = dp_service_free(f.svc);
+        CHECK_INT(run_until(f.loop, stream_closed, t), 0);
+        CHECK(t->closed);
+        /* we ended it: not reported as the kubelet's doing */
+        CHECK_INT(f.n_ended, 0);
+out:
+        tc_close(&c);
+        fixture_teardown(&f);
+}
+
+static void test_deviceplugin_service_relisten(void) {
+        struct discovery k = node_in_kernel();
+        struct tclient c = {.fd = -1}, c2 = {.fd = -1};
+        struct fixture f;
+        struct tstream *t;
+        struct msgs_wait mw;
+
+        if (!fixture_setup(&f, DP_KIND_DCAP, &k))
+                goto out;
+        CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
+        t = tc_call(&c, "ListAndWatch", NULL, 0);
+        mw = (struct msgs_wait){t, 1};
+        CHECK_INT(run_until(f.loop, stream_has_msgs, &mw), 0);
+
+        /* the kubelet wiped its directory */
+        CHECK_INT(unlink(f.path), 0);
+        CHECK(!dp_service_owns_socket(f.svc));
+        CHECK_INT(dp_service_relisten(f.svc), 0);
+        CHECK(dp_service_owns_socket(f.svc));
+        CHECK_INT(dp_service_n_streams(f.svc), 0);
+        CHECK_INT(f.n_ended, 0);
+
+        /* the old connection is ended, the new socket serves */
+        CHECK_INT(run_until(f.loop, stream_closed, t), 0);
+        CHECK_INT(tc_connect(f.loop, f.path, &c2), 0);
+        t = tc_call(&c2, "ListAndWatch", NULL, 0);
+        mw = (struct msgs_wait){t, 1};
+        CHECK_INT(run_until(f.loop, stream_has_msgs, &mw), 0);
+        CHECK_INT(t->n_msgs, 1);
+        check_last_list(t, 110, "Healthy");
+        CHECK_INT(dp_service_n_streams(f.svc), 1);
+out:
+        tc_close(&c);
+        tc_close(&c2);
+        fixture_teardown(&f);
+}
+
 int main(void) {
+        log_setup(LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
         RUN(test_deviceplugin_names);
         RUN(test_deviceplugin_kind_present);
         RUN(test_deviceplugin_allocate_in_kernel);
@@ -909,5 +1581,13 @@ int main(void) {
         RUN(test_deviceplugin_list_none_is_empty);
         RUN(test_deviceplugin_list_100000_under_limit);
         RUN(test_deviceplugin_list_10000_is_fast);
+        RUN(test_deviceplugin_service_names);
+        RUN(test_deviceplugin_service_health_follows_updates);
+        RUN(test_deviceplugin_service_allocate_over_socket);
+        RUN(test_deviceplugin_service_rejects_over_socket);
+        RUN(test_deviceplugin_service_options_preferred_prestart);
+        RUN(test_deviceplugin_service_list_and_watch);
+        RUN(test_deviceplugin_service_free_ends_streams);
+        RUN(test_deviceplugin_service_relisten);
         return unit_done();
 }
