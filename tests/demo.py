@@ -115,6 +115,10 @@ def demo(binary, work):
         if left:
             return fail("sockets left behind: %s" % left, log)
         print("    exit 0, sockets removed")
+        step("what the daemon logged (--log-format text --log-level info)")
+        with open(log, errors="replace") as f:
+            for line in f.read().splitlines()[:24]:
+                print("    " + line.replace(work, "$TMP"))
         return 0
     finally:
         if daemon is not None and daemon.poll() is None:

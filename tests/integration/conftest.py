@@ -153,9 +153,9 @@ class Node:
 @pytest.fixture
 def node(request, workdir, devtree, binary):
     """A factory: node(layout, args=[], kubelet=True, authority=None, wait=True) builds the dev
-    tree (none at all for layout=None), starts the test kubelet (unless kubelet=False; start it later with
-    node.kubelet.start()) and the daemon, and with |wait| waits for every resource to register
-    and list. On teardown: the kubelet saw no protocol error, SIGTERM exits 0, no sanitizer
+    tree (none at all for layout=None), starts the test kubelet (unless kubelet=False; start it
+    later with node.kubelet.start()) and the daemon, and with |wait| waits for every resource to
+    register and list. On teardown: the kubelet saw no protocol error, SIGTERM exits 0, no sanitizer
     report."""
     nodes = []
 

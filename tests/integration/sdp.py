@@ -278,7 +278,8 @@ def unix_connect(path, timeout=None):
 
 def channel(path, authority=None, max_recv=64 * 1024 * 1024):
     """A grpcio channel to a plugin socket."""
-    opts = [("grpc.max_receive_message_length", max_recv),
+    opts = [("grpc.use_local_subchannel_pool", 1),  # a connection of its own
+            ("grpc.max_receive_message_length", max_recv),
             ("grpc.max_send_message_length", 64 * 1024 * 1024)]
     if authority:
         opts.append(("grpc.default_authority", authority))

@@ -261,7 +261,10 @@ class FakeKubelet:
 
         # Dial back and ask for the options before answering, as the kubelet does.
         target = "unix://" + os.path.join(self.dir, req.endpoint)
-        opts = [("grpc.max_receive_message_length", MAX_MSG)]
+        # A connection of its own, as each of the kubelet's dials is: grpcio would otherwise reuse
+        # a live connection to the same path, which may reach a previous plugin process.
+        opts = [("grpc.max_receive_message_length", MAX_MSG),
+                ("grpc.use_local_subchannel_pool", 1)]
         if self.authority is not None:
             opts.append(("grpc.default_authority", self.authority))
         channel = grpc.insecure_channel(target, options=opts)
