@@ -275,3 +275,19 @@ def test_01_14_json_log_format(node):
         assert l["level"] in ("error", "warn", "info", "debug"), l
     assert any(l.get("resource") == res("dcap") for l in lines)
     assert any(l.get("level") == "debug" for l in lines), "--log-level debug shows no debug line"
+
+
+# 01_15: --log-level warn writes warnings and errors only
+def test_01_15_log_level_filters(devtree, workdir):
+    t = devtree("inkernel")
+    log = os.path.join(workdir, "warn.log")
+    d = sdp.Daemon(["--kubelet-dir", os.path.join(workdir, "missing"), "--dev-root", t.root,
+                    "--log-format", "json", "--log-level", "warn"], log).start()
+    try:
+        d.wait_log(lambda l: l.get("level") == "warn" and
+                   l.get("path") == os.path.join(workdir, "missing"), T(5),
+                   what="a warning about the missing kubelet dir")
+    finally:
+        assert d.stop() == 0
+    levels = {l.get("level") for l in d.lines()}
+    assert levels <= {"warn", "error"}, "--log-level warn wrote %s lines" % levels

@@ -211,3 +211,17 @@ def test_02_13_fast_wipe_and_recreate(node):
         assert stat.S_ISSOCK(os.stat(nd.socket(kind)).st_mode)
         assert k.register_count(res(kind), generation=k.generation) == 1
     assert k.allocate(res("sgx"), ["sgx-0"]).container_responses[0].devices
+
+
+# 02_14: a kubelet restart while a device is gone: the new kubelet is told the slots, Unhealthy
+def test_02_14_restart_while_unhealthy(node):
+    nd = node("inkernel")
+    dcap = res("dcap")
+    nd.dev.remove("sgx_enclave")
+    nd.wait_devices(dcap, 0, 110, timeout=T(1))
+    nd.kubelet.restart()
+    nd.wait_registered(timeout=T(5))
+    nd.wait_devices(dcap, 0, 110, timeout=T(1))
+    assert nd.kubelet.capacity(res("ias")) == 0
+    nd.dev.mknod("sgx_enclave", *sdp.ENCLAVE)
+    nd.wait_devices(dcap, 110, 110, timeout=T(1))

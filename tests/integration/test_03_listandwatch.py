@@ -247,5 +247,8 @@ def test_03_18_provision_resource_health(node):
     nd.dev.remove("sgx_provision")
     nd.wait_devices(prov, 0, 110, timeout=T(AT_ONCE))
     assert nd.kubelet.allocatable(DCAP) == 110, "dcap needs the enclave, not the provisioning"
+    with pytest.raises(sdp.grpc.RpcError) as e:
+        nd.kubelet.allocate(prov, sorted(nd.kubelet.devices(prov))[:1])
+    assert e.value.code() == sdp.grpc.StatusCode.FAILED_PRECONDITION, e.value
     nd.dev.mknod("sgx_provision", *sdp.PROVISION)
     nd.wait_devices(prov, 110, 110, timeout=T(AT_ONCE))

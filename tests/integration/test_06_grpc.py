@@ -118,8 +118,9 @@ def test_06_05_http1_closed(served):
         wait_closed(s, T(2))
     finally:
         s.close()
-    served.daemon.wait_log(lambda l: l.get("path") == path and "clos" in l.get("msg", ""),
-                           T(2), since=m, what="a log line about closing the connection")
+    served.daemon.wait_log(lambda l: l.get("path") == path and "clos" in l.get("msg", "")
+                           and l.get("level") in ("warn", "error"),
+                           T(2), since=m, what="a warning about closing the connection")
 
 
 # 06_06: garbage bytes on the socket: closed and logged, nobody else affected
@@ -134,8 +135,9 @@ def test_06_06_garbage_closed(served, garbage):
         wait_closed(s, T(2))
     finally:
         s.close()
-    served.daemon.wait_log(lambda l: l.get("path") == path and "clos" in l.get("msg", ""),
-                           T(2), since=m, what="a log line about closing the connection")
+    served.daemon.wait_log(lambda l: l.get("path") == path and "clos" in l.get("msg", "")
+                           and l.get("level") in ("warn", "error"),
+                           T(2), since=m, what="a warning about closing the connection")
 
 
 # 06_07: garbage after a good preface (a broken HTTP/2 frame) closes only that connection
