@@ -51,6 +51,7 @@ KUBELET_OLD_AUTHORITY = "/var/lib/kubelet/device-plugins/kubelet.sock"
 API_VERSION = "v1beta1"
 MAX_MSG = 4 * 1024 * 1024  # the kubelet's gRPC receive limit
 
+_print_lock = threading.Lock()
 grpc = None
 pb = None
 pb_grpc = None
@@ -511,7 +512,9 @@ class FakeKubelet:
 
     def _say(self, msg):
         if self.verbose:
-            print("[kubelet] " + msg, flush=True)
+            with _print_lock:
+                sys.stdout.write("[kubelet] %s\n" % msg)
+                sys.stdout.flush()
 
 
 def main():
