@@ -267,90 +267,73 @@ static void layout_host_paths(const struct layout *l, char *buf, size_t size) {
 
 /* ---- ListAndWatch and options ---- */
 
-static size_t varint_len(size_t v) {
-        size_t n = 1;
+/* Writes "<name>-<n>" and a NUL; snprintf would cost most of the time for 10,000 IDs. */
+static void format_id(char *out, const char *name, size_t name_len, size_t n) {
+        char digits[24];
+        size_t d = 0;
 
-        while (v >= 0x80) {
-                v >>= 7;
-                n++;
-        }
-        return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, size_t v) {
-        while (v >= 0x80) {
-                *p++ = (uint8_t) (v | 0x80);
-                v >>= 7;
-        }
-        *p++ = (uint8_t) v;
-        return p;
-}
-
-static size_t decimal_len(unsigned n) {
-        size_t len = 1;
-
-        while (n >= 10) {
+        do {
+                digits[d++] = (char) ('0' + n % 10);
                 n /= 10;
-                len++;
-        }
-        return len;
-}
-
-/* Writes exactly |len| decimal digits of |n|. */
-static uint8_t *put_decimal(uint8_t *p, unsigned n, size_t len) {
-        for (size_t i = len; i > 0; i--) {
-                p[i - 1] = (uint8_t) ('0' + n % 10);
-                n /= 10;
-        }
-        return p + len;
+        } while (n > 0);
+        memcpy(out, name, name_len);
+        out += name_len;
+        *out++ = '-';
+        while (d > 0)
+                *out++ = digits[--d];
+        *out = '\0';
 }
 
 /*
- * The ListAndWatchResponse is encoded by hand: field 1 (devices) repeated, each a Device with
- * field 1 (ID) and field 2 (health). One pass for the size, one to fill; no per-device allocation.
+ * The ListAndWatchResponse is built with protobuf-c from three allocations whatever max_pods is:
+ * the Device structs, the pointer array and one buffer holding every ID string. Callers cache
+ * the result per health, so this runs once per health change, never per stream.
  */
 int dp_encode_list(const struct dp_config *cfg, enum dp_kind k, enum dp_health h, uint8_t **ret_buf,
                    size_t *ret_len) {
+        V1beta1__ListAndWatchResponse resp = V1BETA1__LIST_AND_WATCH_RESPONSE__INIT;
         const char *name = dp_kind_name(k);
-        const char *health = h == DP_HEALTH_HEALTHY ? HEALTHY : UNHEALTHY;
-        size_t nlen = strlen(name), hlen = strlen(health), total = 0;
-        unsigned n_devices = h == DP_HEALTH_NONE ? 0 : cfg->max_pods;
-        uint8_t *buf, *p;
+        char *health = (char *) (h == DP_HEALTH_HEALTHY ? HEALTHY : UNHEALTHY);
+        size_t n = h == DP_HEALTH_NONE ? 0 : cfg->max_pods;
+        size_t name_len = strlen(name);
+        size_t id_size = name_len + 12; /* "-" + up to 10 digits + NUL */
+        V1beta1__Device *devs = NULL, **ptrs = NULL;
+        char *ids = NULL;
+        uint8_t *buf = NULL;
+        int r = -ENOMEM;
 
-        for (unsigned i = 0; i < n_devices; i++) {
-                size_t idlen = nlen + 1 + decimal_len(i);
-                size_t inner = 1 + varint_len(idlen) + idlen + 1 + varint_len(hlen) + hlen;
-
-                total += 1 + varint_len(inner) + inner;
+        if (n > 0) {
+                devs = calloc(n, sizeof(*devs));
+                ptrs = calloc(n, sizeof(*ptrs));
+                ids = malloc(n * id_size);
+                if (!devs || !ptrs || !ids)
+                        goto out_free;
         }
+        for (size_t i = 0; i < n; i++) {
+                char *id = ids + i * id_size;
 
-        buf = out_alloc(total);
+                format_id(id, name, name_len, i);
+                v1beta1__device__init(&devs[i]);
+                devs[i].id = id;
+                devs[i].health = health;
+                ptrs[i] = &devs[i];
+        }
+        resp.n_devices = n;
+        resp.devices = ptrs;
+
+        size_t len = v1beta1__list_and_watch_response__get_packed_size(&resp);
+        buf = out_alloc(len);
         if (!buf)
-                return -ENOMEM;
-
-        p = buf;
-        for (unsigned i = 0; i < n_devices; i++) {
-                size_t dlen = decimal_len(i);
-                size_t idlen = nlen + 1 + dlen;
-                size_t inner = 1 + varint_len(idlen) + idlen + 1 + varint_len(hlen) + hlen;
-
-                *p++ = 0x0a; /* ListAndWatchResponse.devices, length-delimited */
-                p = put_varint(p, inner);
-                *p++ = 0x0a; /* Device.ID */
-                p = put_varint(p, idlen);
-                memcpy(p, name, nlen);
-                p += nlen;
-                *p++ = '-';
-                p = put_decimal(p, i, dlen);
-                *p++ = 0x12; /* Device.health */
-                p = put_varint(p, hlen);
-                memcpy(p, health, hlen);
-                p += hlen;
-        }
-
+                goto out_free;
+        *ret_len = v1beta1__list_and_watch_response__pack(&resp, buf);
         *ret_buf = buf;
-        *ret_len = (size_t) (p - buf);
-        return 0;
+        r = 0;
+
+out_free:
+        free(ids);
+        free(ptrs);
+        free(devs);
+        return r;
 }
 
 int dp_encode_options(uint8_t **ret_buf, size_t *ret_len) {
@@ -996,6 +979,8 @@ int dp_service_new(struct loop *l, const struct dp_config *cfg, enum dp_kind k,
         s->endpoint = slash ? slash + 1 : s->socket_path;
 
         s->health = compute_health(s);
+        /* encode the list now, so the kubelet's first ListAndWatch does not wait for it */
+        (void) get_list(s, s->health);
 
         r = listen_socket(s, &s->server);
         if (r < 0)
@@ -1051,6 +1036,7 @@ void dp_service_update(struct dp_service *s, const struct discovery *d) {
         s->health = compute_health(s);
         if (s->health == old)
                 return;
+        (void) get_list(s, s->health);
         n = broadcast(s);
         log_health(s, old, n);
 }
