@@ -1,6 +1,7 @@
 /*
- * cli.c - the command line (see cli.h): the probe sub-command, flags in "--flag value" and
- * "--flag=value" form, value validation and the usage text. Hand-parsed, no getopt state, so
+ * cli.c - the command line (see cli.h): the probe and health sub-commands, flags in "--flag value"
+ * and "--flag=value" form (each valid with the commands it means something to), value validation
+ * and the usage text. Hand-parsed, no getopt state, so
  * cli_parse() can run any number of times in one process. Printing and exiting are main.c's.
  */
 #include "cli.h"
@@ -24,30 +25,51 @@ enum flag_id {
         FLAG_LOG_FORMAT,
         FLAG_LOG_LEVEL,
         FLAG_JSON,
+        FLAG_TIMEOUT,
         FLAG_HELP,
         FLAG_VERSION,
 };
+
+/* The commands a flag is valid with. */
+#define ON_RUN (1u << CLI_RUN)
+#define ON_PROBE (1u << CLI_PROBE)
+#define ON_HEALTH (1u << CLI_HEALTH)
+#define ON_ALL (ON_RUN | ON_PROBE | ON_HEALTH)
 
 static const struct flag {
         const char *name;
         enum flag_id id;
         bool has_value;
-        bool probe_only;
+        unsigned commands; /* ON_* */
 } flags[] = {
-        {"--kubelet-dir", FLAG_KUBELET_DIR, true, false},
-        {"--dev-root", FLAG_DEV_ROOT, true, false},
-        {"--max-pods", FLAG_MAX_PODS, true, false},
-        {"--resource-domain", FLAG_RESOURCE_DOMAIN, true, false},
-        {"--no-provision", FLAG_NO_PROVISION, false, false},
-        {"--provision-resource", FLAG_PROVISION_RESOURCE, false, false},
-        {"--aesmd-dir", FLAG_AESMD_DIR, true, false},
-        {"--log-format", FLAG_LOG_FORMAT, true, false},
-        {"--log-level", FLAG_LOG_LEVEL, true, false},
-        {"--json", FLAG_JSON, false, true},
-        {"--help", FLAG_HELP, false, false},
-        {"-h", FLAG_HELP, false, false},
-        {"--version", FLAG_VERSION, false, false},
+        {"--kubelet-dir", FLAG_KUBELET_DIR, true, ON_ALL},
+        {"--dev-root", FLAG_DEV_ROOT, true, ON_RUN | ON_PROBE},
+        {"--max-pods", FLAG_MAX_PODS, true, ON_RUN | ON_PROBE},
+        {"--resource-domain", FLAG_RESOURCE_DOMAIN, true, ON_ALL},
+        {"--no-provision", FLAG_NO_PROVISION, false, ON_RUN | ON_PROBE},
+        {"--provision-resource", FLAG_PROVISION_RESOURCE, false, ON_RUN | ON_PROBE},
+        {"--aesmd-dir", FLAG_AESMD_DIR, true, ON_RUN | ON_PROBE},
+        {"--log-format", FLAG_LOG_FORMAT, true, ON_ALL},
+        {"--log-level", FLAG_LOG_LEVEL, true, ON_ALL},
+        {"--json", FLAG_JSON, false, ON_PROBE},
+        {"--timeout", FLAG_TIMEOUT, true, ON_HEALTH},
+        {"--help", FLAG_HELP, false, ON_ALL},
+        {"-h", FLAG_HELP, false, ON_ALL},
+        {"--version", FLAG_VERSION, false, ON_ALL},
 };
+
+static const char *const sub_commands[] = {
+        [CLI_PROBE] = "probe",
+        [CLI_HEALTH] = "health",
+};
+
+/* The sub-command named |s|, or CLI_RUN when |s| names none. */
+static enum cli_command sub_command_from_string(const char *s) {
+        for (size_t i = 0; i < sizeof(sub_commands) / sizeof(sub_commands[0]); i++)
+                if (sub_commands[i] && strcmp(sub_commands[i], s) == 0)
+                        return (enum cli_command) i;
+        return CLI_RUN;
+}
 
 static int fail(char *err, size_t errsz, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -87,6 +109,43 @@ static int parse_max_pods(const char *s, unsigned *ret) {
         if (v < 1)
                 return -ERANGE;
         *ret = (unsigned) v;
+        return 0;
+}
+
+/*
+ * Seconds as digits with at most three decimals ("5", "0.5", "2.125"), 0.001..3600, into
+ * milliseconds.
+ */
+static int parse_timeout(const char *s, unsigned *ret) {
+        unsigned long ms = 0;
+        const char *p = s;
+        unsigned decimals = 0;
+
+        if (*p < '0' || *p > '9')
+                return -EINVAL;
+        for (; *p >= '0' && *p <= '9'; p++) {
+                ms = ms * 10 + (unsigned long) (*p - '0');
+                if (ms > CLI_MAX_HEALTH_TIMEOUT_MS / 1000)
+                        return -ERANGE;
+        }
+        ms *= 1000;
+        if (*p == '.') {
+                unsigned long scale = 100;
+
+                for (p++; *p >= '0' && *p <= '9'; p++, decimals++) {
+                        if (decimals == 3)
+                                return -EINVAL;
+                        ms += (unsigned long) (*p - '0') * scale;
+                        scale /= 10;
+                }
+                if (decimals == 0)
+                        return -EINVAL;
+        }
+        if (*p != '\0')
+                return -EINVAL;
+        if (ms < 1 || ms > CLI_MAX_HEALTH_TIMEOUT_MS)
+                return -ERANGE;
+        *ret = (unsigned) ms;
         return 0;
 }
 
@@ -141,6 +200,7 @@ static void set_defaults(struct cli_options *o) {
                 .log_format = LOG_FORMAT_TEXT,
                 .log_level = LOG_LEVEL_INFO,
                 .json = false,
+                .health_timeout_ms = CLI_DEFAULT_HEALTH_TIMEOUT_MS,
         };
 }
 
@@ -209,6 +269,13 @@ static int apply(struct cli_options *o, const struct flag *f, const char *v, cha
         case FLAG_JSON:
                 o->json = true;
                 break;
+        case FLAG_TIMEOUT:
+                if (parse_timeout(v, &o->health_timeout_ms) < 0)
+                        return fail(err, errsz,
+                                    "%s: expected seconds from 0.001 to %u, such as 5 or 0.5, "
+                                    "got '%s'",
+                                    f->name, CLI_MAX_HEALTH_TIMEOUT_MS / 1000, v);
+                break;
         case FLAG_HELP:
                 o->command = CLI_HELP;
                 break;
@@ -219,19 +286,35 @@ static int apply(struct cli_options *o, const struct flag *f, const char *v, cha
         return 0;
 }
 
+/* Why flag |f| is refused with |command|: one sub-command of its own, or not this one. */
+static int fail_wrong_command(const struct flag *f, enum cli_command command, char *err,
+                              size_t errsz) {
+        for (size_t i = 0; i < sizeof(sub_commands) / sizeof(sub_commands[0]); i++)
+                if (sub_commands[i] && f->commands == (1u << i))
+                        return fail(err, errsz, "%s: only valid with the %s sub-command", f->name,
+                                    sub_commands[i]);
+        if (command == CLI_RUN)
+                return fail(err, errsz, "%s: not valid when running the daemon", f->name);
+        return fail(err, errsz, "%s: not valid with the %s sub-command", f->name,
+                    sub_commands[command]);
+}
+
 int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t errsz) {
         struct cli_options o;
-        bool probe = false, end_of_flags = false;
+        enum cli_command command = CLI_RUN;
+        bool end_of_flags = false;
         int i = 1, r;
 
         if (err && errsz > 0)
                 err[0] = '\0';
         set_defaults(&o);
 
-        if (argc > 1 && argv[1] && strcmp(argv[1], "probe") == 0) {
-                probe = true;
-                o.command = CLI_PROBE;
-                i = 2;
+        if (argc > 1 && argv[1]) {
+                command = sub_command_from_string(argv[1]);
+                if (command != CLI_RUN) {
+                        o.command = command;
+                        i = 2;
+                }
         }
 
         for (; i < argc && argv[i]; i++) {
@@ -240,10 +323,11 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                 size_t name_len;
 
                 if (end_of_flags || arg[0] != '-' || strcmp(arg, "-") == 0) {
-                        if (strcmp(arg, "probe") == 0)
+                        if (sub_command_from_string(arg) != CLI_RUN)
                                 return fail(err, errsz,
-                                            "probe: the sub-command must come first, before "
-                                            "any flag");
+                                            "%s: the sub-command must come first, before "
+                                            "any flag",
+                                            arg);
                         return fail(err, errsz, "'%s': unexpected argument", arg);
                 }
                 if (strcmp(arg, "--") == 0) {
@@ -256,9 +340,8 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                 f = find_flag(arg, name_len);
                 if (!f)
                         return fail(err, errsz, "%.*s: unknown flag", (int) name_len, arg);
-                if (f->probe_only && !probe)
-                        return fail(err, errsz, "%s: only valid with the probe sub-command",
-                                    f->name);
+                if (!(f->commands & (1u << command)))
+                        return fail_wrong_command(f, command, err, errsz);
 
                 if (!f->has_value) {
                         if (eq)
@@ -291,6 +374,11 @@ void cli_usage(FILE *f) {
                 "       sgxdevplugin probe [options]    print the SGX devices found and what "
                 "would be\n"
                 "                                       advertised, then exit\n"
+                "       sgxdevplugin health [options]   ask the running daemon's sockets for "
+                "their\n"
+                "                                       options; exit 0 when all answer, else 1 "
+                "(a\n"
+                "                                       liveness probe)\n"
                 "\n"
                 "A Kubernetes device plugin for Intel SGX: registers D/sgx, D/dcap and D/ias\n"
                 "(and D/provision) with the kubelet and maps the SGX device nodes into "
@@ -316,10 +404,16 @@ void cli_usage(FILE *f) {
                 "  --log-level LEVEL        error, warn, info or debug (default: info)\n"
                 "  --json                   probe only: print one JSON document (default: "
                 "text)\n"
+                "  --timeout SECONDS        health only: how long each socket may take to "
+                "answer,\n"
+                "                           0.001..%u (default: %u)\n"
                 "  -h, --help               print this help and exit\n"
                 "  --version                print the version and exit\n"
                 "\n"
+                "health takes --kubelet-dir, --resource-domain, --timeout and the log "
+                "flags.\n"
                 "Values go as \"--flag value\" or \"--flag=value\".\n",
                 CLI_DEFAULT_KUBELET_DIR, CLI_DEFAULT_DEV_ROOT, CLI_MAX_MAX_PODS,
-                CLI_DEFAULT_MAX_PODS, CLI_DEFAULT_DOMAIN);
+                CLI_DEFAULT_MAX_PODS, CLI_DEFAULT_DOMAIN, CLI_MAX_HEALTH_TIMEOUT_MS / 1000,
+                CLI_DEFAULT_HEALTH_TIMEOUT_MS / 1000);
 }

@@ -15,10 +15,13 @@
 #define CLI_DEFAULT_MAX_PODS 110u
 #define CLI_MAX_MAX_PODS 100000u
 #define CLI_DEFAULT_DOMAIN "sgx.k8s.io"
+#define CLI_DEFAULT_HEALTH_TIMEOUT_MS 5000u
+#define CLI_MAX_HEALTH_TIMEOUT_MS 3600000u
 
 enum cli_command {
         CLI_RUN,     /* the daemon */
         CLI_PROBE,   /* print what is found and would be advertised */
+        CLI_HEALTH,  /* check that the daemon's sockets answer */
         CLI_HELP,    /* --help */
         CLI_VERSION, /* --version */
 };
@@ -36,6 +39,7 @@ struct cli_options {
         enum log_format log_format;  /* --log-format */
         enum log_level log_level;    /* --log-level */
         bool json;                   /* probe --json */
+        unsigned health_timeout_ms;  /* health --timeout, 1 ms..3600 s */
 };
 
 /*

@@ -1,6 +1,7 @@
 /*
- * main.c - the entry point: parses the command line, runs `probe` or the daemon, maps results
- * to exit codes (0 ok, 1 runtime failure, 2 bad usage). Owns the loop and the plugin's lifetime.
+ * main.c - the entry point: parses the command line, runs `probe`, `health` or the daemon, maps
+ * results to exit codes (0 ok, 1 runtime failure, 2 bad usage). Owns the loop and the plugin's
+ * lifetime.
  */
 #include <errno.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 
 #include "cli.h"
 #include "discovery.h"
+#include "health.h"
 #include "log.h"
 #include "loop.h"
 #include "plugin.h"
@@ -88,6 +90,8 @@ int main(int argc, char **argv) {
                 return 0;
         case CLI_PROBE:
                 return run_probe(&opt);
+        case CLI_HEALTH:
+                return health_check(stdout, &opt) == 0 ? 0 : 1;
         case CLI_RUN:
                 break;
         }

@@ -1,6 +1,7 @@
 /*
  * test_cli.c - unit tests for src/cli.c: defaults, every flag in both forms, every error naming
- * its flag, the probe sub-command, --help/--version and the usage text.
+ * its flag, the probe and health sub-commands (and which flags each takes), --help/--version and
+ * the usage text.
  */
 #include "cli.h"
 
@@ -59,6 +60,7 @@ static void test_cli_defaults(void) {
         CHECK_INT(o.log_format, LOG_FORMAT_TEXT);
         CHECK_INT(o.log_level, LOG_LEVEL_INFO);
         CHECK(!o.json);
+        CHECK_INT(o.health_timeout_ms, 5000);
 }
 
 static void test_cli_every_flag_separate_form(void) {
@@ -350,6 +352,112 @@ static void test_cli_json_only_for_probe(void) {
         check_error("--json: only valid with the probe sub-command", parse(&o, "--json", NULL));
 }
 
+static void test_cli_health(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, "health", NULL), 0);
+        CHECK_INT(o.command, CLI_HEALTH);
+        CHECK_STR(o.kubelet_dir, "/var/lib/kubelet/device-plugins");
+        CHECK_STR(o.domain, "sgx.k8s.io");
+        CHECK_INT(o.health_timeout_ms, 5000);
+
+        CHECK_INT(parse(&o, "health", "--kubelet-dir", "/k", "--resource-domain", "x.io",
+                        "--timeout", "2", "--log-level", "debug", "--log-format", "json", NULL),
+                  0);
+        CHECK_INT(o.command, CLI_HEALTH);
+        CHECK_STR(o.kubelet_dir, "/k");
+        CHECK_STR(o.domain, "x.io");
+        CHECK_INT(o.health_timeout_ms, 2000);
+        CHECK_INT(o.log_level, LOG_LEVEL_DEBUG);
+        CHECK_INT(o.log_format, LOG_FORMAT_JSON);
+
+        CHECK_INT(parse(&o, "health", "--kubelet-dir=/k2", "--timeout=0.25", NULL), 0);
+        CHECK_STR(o.kubelet_dir, "/k2");
+        CHECK_INT(o.health_timeout_ms, 250);
+
+        /* health validates its flags like the daemon */
+        check_error("--kubelet-dir: too long", parse(&o, "health", "--kubelet-dir",
+                                                     "/0123456789012345678901234567890123456789"
+                                                     "0123456789012345678901234567890123456789",
+                                                     NULL));
+        check_error("--resource-domain: expected",
+                    parse(&o, "health", "--resource-domain", "Bad", NULL));
+}
+
+static void test_cli_health_timeout_values(void) {
+        static const struct {
+                const char *in;
+                unsigned ms;
+        } good[] = {
+                {"5", 5000},       {"0.5", 500},  {"2.125", 2125}, {"0.001", 1},
+                {"3600", 3600000}, {"007", 7000}, {"1.0", 1000},   {"3600.000", 3600000},
+        };
+        struct cli_options o;
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                CHECK_INT(parse(&o, "health", "--timeout", good[i].in, NULL), 0);
+                if (o.health_timeout_ms != good[i].ms)
+                        fprintf(stderr, "--timeout %s\n", good[i].in);
+                CHECK_INT(o.health_timeout_ms, good[i].ms);
+        }
+}
+
+static void test_cli_health_timeout_errors(void) {
+        static const char *const bad[] = {
+                "0",     "0.0",  "0.0004", "0.0001", "3600.001",
+                "3601",  "-1",   "+1",     "1.",     ".5",
+                "1e3",   "5s",   " 5",     "5 ",     "1..2",
+                "1.2.3", "0x10", "inf",    "nan",    "99999999999999999999999",
+        };
+        struct cli_options o;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                int r = parse(&o, "health", "--timeout", bad[i], NULL);
+
+                if (r != -EINVAL)
+                        fprintf(stderr, "--timeout '%s' was accepted\n", bad[i]);
+                check_error("--timeout: expected seconds from 0.001 to 3600", r);
+        }
+        check_error("--timeout: empty value", parse(&o, "health", "--timeout=", NULL));
+        check_error("--timeout: missing value", parse(&o, "health", "--timeout", NULL));
+}
+
+static void test_cli_timeout_only_for_health(void) {
+        struct cli_options o;
+
+        check_error("--timeout: only valid with the health sub-command",
+                    parse(&o, "--timeout", "1", NULL));
+        check_error("--timeout: only valid with the health sub-command",
+                    parse(&o, "probe", "--timeout", "1", NULL));
+        check_error("--json: only valid with the probe sub-command",
+                    parse(&o, "health", "--json", NULL));
+}
+
+static void test_cli_health_rejects_daemon_flags(void) {
+        struct cli_options o;
+
+        check_error("--dev-root: not valid with the health sub-command",
+                    parse(&o, "health", "--dev-root", "/d", NULL));
+        check_error("--max-pods: not valid with the health sub-command",
+                    parse(&o, "health", "--max-pods=3", NULL));
+        check_error("--no-provision: not valid with the health sub-command",
+                    parse(&o, "health", "--no-provision", NULL));
+        check_error("--provision-resource: not valid with the health sub-command",
+                    parse(&o, "health", "--provision-resource", NULL));
+        check_error("--aesmd-dir: not valid with the health sub-command",
+                    parse(&o, "health", "--aesmd-dir", "/a", NULL));
+}
+
+static void test_cli_health_must_come_first(void) {
+        struct cli_options o;
+
+        check_error("health: the sub-command must come first",
+                    parse(&o, "--kubelet-dir", "/k", "health", NULL));
+        check_error("probe: the sub-command must come first", parse(&o, "health", "probe", NULL));
+        check_error("health: the sub-command must come first", parse(&o, "probe", "health", NULL));
+        check_error("'healthy': unexpected argument", parse(&o, "healthy", NULL));
+}
+
 static void test_cli_help_and_version(void) {
         struct cli_options o;
 
@@ -361,6 +469,10 @@ static void test_cli_help_and_version(void) {
         CHECK_INT(o.command, CLI_VERSION);
         CHECK_INT(parse(&o, "probe", "--help", NULL), 0);
         CHECK_INT(o.command, CLI_HELP);
+        CHECK_INT(parse(&o, "health", "--help", NULL), 0);
+        CHECK_INT(o.command, CLI_HELP);
+        CHECK_INT(parse(&o, "health", "--version", NULL), 0);
+        CHECK_INT(o.command, CLI_VERSION);
         /* what follows --help is not parsed; what precedes it is */
         CHECK_INT(parse(&o, "--help", "--bogus", NULL), 0);
         CHECK_INT(o.command, CLI_HELP);
@@ -385,6 +497,10 @@ static void test_cli_parse_repeatable(void) {
         CHECK_INT(o.command, CLI_RUN);
         CHECK(!o.json);
         CHECK_INT(o.max_pods, 110);
+        CHECK_INT(parse(&o, "health", "--timeout", "1", NULL), 0);
+        CHECK_INT(parse(&o, NULL), 0);
+        CHECK_INT(o.command, CLI_RUN);
+        CHECK_INT(o.health_timeout_ms, 5000);
 }
 
 static void test_cli_small_error_buffer(void) {
@@ -409,10 +525,13 @@ static void test_cli_usage_lists_every_flag(void) {
                 "--log-format",
                 "--log-level",
                 "--json",
+                "--timeout",
                 "--help",
                 "-h,",
                 "--version",
                 "probe",
+                "health",
+                "0.001..3600 (default: 5)",
                 "/var/lib/kubelet/device-plugins",
                 "(default: /dev)",
                 "(default: 110)",
@@ -464,6 +583,12 @@ int main(void) {
         RUN(test_cli_stray_argument);
         RUN(test_cli_probe);
         RUN(test_cli_json_only_for_probe);
+        RUN(test_cli_health);
+        RUN(test_cli_health_timeout_values);
+        RUN(test_cli_health_timeout_errors);
+        RUN(test_cli_timeout_only_for_health);
+        RUN(test_cli_health_rejects_daemon_flags);
+        RUN(test_cli_health_must_come_first);
         RUN(test_cli_help_and_version);
         RUN(test_cli_out_untouched_on_error);
         RUN(test_cli_parse_repeatable);
