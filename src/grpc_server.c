@@ -469,10 +469,13 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
                 if (!call->path && valuelen > 0) {
                         size_t n = valuelen <= MAX_PATH_LEN ? valuelen : MAX_PATH_LEN;
 
-                        call->path = strndup((const char *) value, n);
+                        /* All n bytes (not strndup): the '?' never lands on the NUL. */
+                        call->path = malloc(n + 1);
                         if (!call->path)
                                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-                        if (strlen(call->path) != valuelen) {
+                        memcpy(call->path, value, n);
+                        call->path[n] = '\0';
+                        if (n != valuelen || memchr(value, '\0', n)) {
                                 /* Truncated or holding a NUL: it matches no method. */
                                 call->path[0] = '?';
                         }

@@ -274,6 +274,7 @@ struct h2c_stream {
         int n_msgs;
         bool closed;
         uint32_t error_code;
+        char grpc_message[128]; /* as received, still percent-encoded */
         struct grpc_deframer d;
         struct grpc_buf *body; /* request bytes not yet sent (owned) */
 };
@@ -308,6 +309,9 @@ static int h2c_on_header(nghttp2_session *session, const nghttp2_frame *frame, c
                 st->grpc_status = atoi((const char *) value);
                 st->have_status = true;
         }
+        if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0)
+                snprintf(st->grpc_message, sizeof(st->grpc_message), "%.*s", (int) valuelen,
+                         (const char *) value);
         return 0;
 }
 
@@ -703,6 +707,57 @@ static void test_grpc_server_oversized_message_then_same_connection_serves(void)
                 CHECK(strstr(r.message, "larger than max") != NULL);
                 free(m);
         }
+        teardown();
+}
+
+/* Found by fuzz/fuzz_h2_server: a :path starting with a NUL was kept as one byte, and marking it
+ * unknown overwrote its terminator (heap overread when the rejection was formatted). */
+static void test_grpc_server_fuzz_path_with_nul(void) {
+        static const struct {
+                const char *value;
+                size_t len;
+                const char *message;
+        } paths[] = {
+                {"\0", 1, "unknown method ?"},
+                {"\0/test.Svc/Echo", 15, "unknown method ?/test.Svc/Echo"},
+                {"/test.Svc/Echo\0", 15, "unknown method ?test.Svc/Echo"},
+        };
+        struct h2c h;
+        struct h2c_stream *st;
+
+        setup();
+        h2c_open(&h, true, false);
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+                nghttp2_nv nva[] = {
+                        {(uint8_t *) ":method", (uint8_t *) "POST", 7, 4, 0},
+                        {(uint8_t *) ":scheme", (uint8_t *) "http", 7, 4, 0},
+                        {(uint8_t *) ":path", (uint8_t *) paths[i].value, 5, paths[i].len, 0},
+                        {(uint8_t *) ":authority", (uint8_t *) "x", 10, 1, 0},
+                        {(uint8_t *) "content-type", (uint8_t *) "application/grpc", 12, 16, 0},
+                };
+
+                st = &h.st[h.n++];
+                st->body = calloc(1, sizeof(*st->body)); /* no body; h2c_close frees it */
+                grpc_deframer_init(&st->d, 1024);
+                st->id = nghttp2_submit_request(h.session, NULL, nva, 5, NULL, st);
+                CHECK(st->id > 0);
+                h2c_flush(&h);
+                for (int j = 0; j < 500 && !st->closed; j++)
+                        run_for(10000);
+                CHECK(st->closed);
+                CHECK_INT(st->grpc_status, GRPC_STATUS_UNIMPLEMENTED);
+                CHECK_STR(st->grpc_message, paths[i].message);
+        }
+        CHECK_INT(fx.n_handled, 0);
+
+        /* The connection still serves. */
+        st = h2c_request(&h, M_ECHO, "ok", 2);
+        for (int i = 0; i < 500 && !st->closed; i++)
+                run_for(10000);
+        CHECK_INT(st->grpc_status, GRPC_STATUS_OK);
+        CHECK_INT(st->n_msgs, 1);
+        CHECK_INT(grpc_server_n_connections(fx.server), 1);
+        h2c_close(&h);
         teardown();
 }
 
@@ -1256,5 +1311,6 @@ int main(void) {
         RUN(test_grpc_client_connect_errors_reported_from_loop);
         RUN(test_grpc_client_timeout);
         RUN(test_grpc_client_cancel);
+        RUN(test_grpc_server_fuzz_path_with_nul);
         return unit_done();
 }
