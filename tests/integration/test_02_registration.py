@@ -4,6 +4,7 @@ dropping a stream, and one successful Register per resource per kubelet instance
 also checked after every test by the `node` fixture)."""
 
 import os
+import shutil
 import socket
 import stat
 import time
@@ -225,3 +226,36 @@ def test_02_14_restart_while_unhealthy(node):
     assert nd.kubelet.capacity(res("ias")) == 0
     nd.dev.mknod("sgx_enclave", *sdp.ENCLAVE)
     nd.wait_devices(dcap, 110, 110, timeout=T(1))
+
+
+# 02_15: a kubelet restart while Registers are in flight: one registration per resource with the
+# new kubelet, none lost
+def test_02_15_restart_during_register(node):
+    nd = node("dcap_ias", kubelet=False)
+    k = nd.kubelet
+    k.register_delay = 0.3
+    k.start()
+    k.wait_for(lambda: all(k.resources.get(r) and k.resources[r].register_calls for r in
+                           sdp.RESOURCES), T(5), "Register calls in flight")
+    k.register_delay = 0
+    k.restart()
+    nd.wait_registered(timeout=T(10))
+    for r in sdp.RESOURCES:
+        assert k.register_count(r, generation=k.generation) == 1
+        nd.wait_devices(r, 110, 110)
+
+
+# 02_16: the kubelet dir removed altogether and created again (kubelet reinstalled)
+def test_02_16_kubelet_dir_recreated(node):
+    nd = node("inkernel")
+    k = nd.kubelet
+    m = nd.daemon.mark()
+    k.stop()
+    shutil.rmtree(nd.kdir)
+    nd.daemon.wait_log(lambda l: l.get("path") == nd.kdir and l.get("level") != "debug", T(2),
+                       since=m, what="a log line about the directory going away")
+    k.start()
+    nd.wait_registered(timeout=T(5))
+    for kind in sdp.KINDS:
+        assert stat.S_ISSOCK(os.stat(nd.socket(kind)).st_mode)
+        assert k.register_count(res(kind), generation=k.generation) == 1

@@ -129,12 +129,17 @@ def test_03_10_sgx_healthy_while_either_present(node):
     nd.dev.remove("sgx_enclave")
     nd.wait_devices(DCAP, 0, 110, timeout=T(AT_ONCE))
     assert k.allocatable(IAS) == 110
-    assert all(sdp.healthy(d) == 110 for _, d in k.updates(SGX)[n_sgx:]), \
-        "sgx flapped to Unhealthy while IAS was present"
     assert k.allocatable(SGX) == 110
+    t_isgx_gone = time.monotonic()
     nd.dev.remove("isgx")
     nd.wait_devices(IAS, 0, 110, timeout=T(AT_ONCE))
     nd.wait_devices(SGX, 0, 110, timeout=T(AT_ONCE))
+    # The sgx stream is in order: every update before the one that ended it came before isgx
+    # went, and all of them were Healthy.
+    ups = k.updates(SGX)[n_sgx:]
+    first_down = next(i for i, (_, d) in enumerate(ups) if sdp.healthy(d) == 0)
+    assert ups[first_down][0] > t_isgx_gone, "sgx turned Unhealthy while IAS was present"
+    assert all(sdp.healthy(d) == 110 for _, d in ups[:first_down])
     nd.dev.mknod("isgx", *sdp.ISGX)
     nd.wait_devices(SGX, 110, 110, timeout=T(AT_ONCE))
     nd.wait_devices(IAS, 110, 110, timeout=T(AT_ONCE))
@@ -252,3 +257,39 @@ def test_03_18_provision_resource_health(node):
     assert e.value.code() == sdp.grpc.StatusCode.FAILED_PRECONDITION, e.value
     nd.dev.mknod("sgx_provision", *sdp.PROVISION)
     nd.wait_devices(prov, 110, 110, timeout=T(AT_ONCE))
+
+
+# 03_19: a device flapping fast ends in the right state on the stream
+@pytest.mark.parametrize("end_present", [True, False], ids=["ends-present", "ends-absent"])
+def test_03_19_flapping_device(node, end_present):
+    nd = node("inkernel")
+    for _ in range(25):
+        nd.dev.remove("sgx_enclave")
+        nd.dev.mknod("sgx_enclave", *sdp.ENCLAVE)
+    if not end_present:
+        nd.dev.remove("sgx_enclave")
+    want = 110 if end_present else 0
+    nd.wait_devices(DCAP, want, 110, timeout=T(2 * AT_ONCE))
+    # The daemon is not behind: after one more change has come through (inotify keeps order),
+    # a new stream's first list is the current state.
+    nd.dev.mknod("isgx", *sdp.ISGX)
+    nd.wait_devices(IAS, 110, 110, timeout=T(AT_ONCE))
+    w = sdp.Watcher(nd.socket("dcap"))
+    try:
+        w.wait(lambda d: True, T(5), "the first list")
+        assert sdp.healthy(w.updates[0][1]) == want, sdp.summary(w.updates[0][1])
+    finally:
+        w.close()
+    nd.wait_devices(DCAP, want, 110, timeout=T(AT_ONCE))
+
+
+# 03_20: the dev root itself removed and created again (a remount): seen as gone, then back
+def test_03_20_dev_root_recreated(node):
+    nd = node("inkernel")
+    nd.dev.remove("")  # the whole dev root
+    nd.wait_devices(DCAP, 0, 110, timeout=T(AT_ONCE))
+    os.makedirs(nd.dev.root)
+    nd.dev.apply("inkernel")
+    nd.wait_devices(DCAP, 110, 110, timeout=T(2 * AT_ONCE))
+    nd.dev.remove("sgx_enclave")
+    nd.wait_devices(DCAP, 0, 110, timeout=T(AT_ONCE))

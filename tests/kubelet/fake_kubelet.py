@@ -153,6 +153,7 @@ class FakeKubelet:
         self.stream_ends = []  # (time, resource, why): streams the plugin ended while we ran
         self.restart_latencies = []  # seconds from kubelet.sock creation to all re-registered
         self._reject = []  # [resource or None, remaining count, grpc code, message]
+        self.register_delay = 0.0  # seconds each Register waits before the dial-back
         self._registrations = []  # every Registration of this instance
 
     # ---- lifetime ----
@@ -260,6 +261,8 @@ class FakeKubelet:
             self._fail(res, gen, "rejected: " + rule[3])
             context.abort(rule[2], rule[3])
 
+        if self.register_delay:
+            time.sleep(self.register_delay)
         # Dial back and ask for the options before answering, as the kubelet does.
         target = "unix://" + os.path.join(self.dir, req.endpoint)
         # A connection of its own, as each of the kubelet's dials is: grpcio would otherwise reuse
@@ -535,8 +538,8 @@ def main():
             now = {n: (sum(1 for h in r.devices.values() if h == "Healthy") if not r.stopped
                        else 0, len(r.devices)) for n, r in k.resources.items()}
         if now != last:
-            print("allocatable/capacity: " + ", ".join(
-                "%s=%d/%d" % (n, a, c) for n, (a, c) in sorted(now.items())), flush=True)
+            k._say("allocatable/capacity: " + ", ".join(
+                "%s=%d/%d" % (n, a, c) for n, (a, c) in sorted(now.items())))
             last = now
     k.stop()
     for e in k.errors:
