@@ -43,9 +43,10 @@ def _binary_is_sanitized(path):
         return False
 
 
+SANITIZED = _binary_is_sanitized(BINARY)
+
 # Sanitizer builds run a few times slower: every timeout is multiplied by SCALE.
-SCALE = float(os.environ.get("SGXDEVPLUGIN_TIMEOUT_SCALE") or
-              (3.0 if _binary_is_sanitized(BINARY) else 1.0))
+SCALE = float(os.environ.get("SGXDEVPLUGIN_TIMEOUT_SCALE") or (3.0 if SANITIZED else 1.0))
 
 
 def T(seconds):
@@ -196,6 +197,14 @@ class Daemon:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def rss_kb(self):
+        """Resident memory of the daemon in kB."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def raw_lines(self):
         with open(self.log_path, "rb") as f:

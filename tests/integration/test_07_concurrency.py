@@ -5,6 +5,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 import sdp
 from sdp import T, res, specs
 from h2raw import RawH2, grpc_frame
@@ -138,3 +140,35 @@ def test_07_04_restart_with_stalled_clients(node, restart_figures, request):
     finally:
         for s in stalled:
             s.close()
+
+
+# 07_05: ListAndWatch readers that stop reading do not make the daemon queue every list: memory
+# stays bounded while the device flaps (each list is the whole state; only the newest matters)
+def test_07_05_stalled_readers_bounded_memory(node):
+    if sdp.SANITIZED:
+        pytest.skip("resident memory says nothing under ASan (quarantine, shadow memory)")
+    nd = node("inkernel", ["--max-pods", "10000"], wait=False)
+    nd.wait_registered(timeout=T(10))
+    stalled = []
+    for _ in range(3):
+        c = RawH2(nd.socket("dcap"))
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.auto_ack = False
+        c.request(LAW, grpc_frame(b""))
+        stalled.append(c)
+    try:
+        nd.wait_devices(DCAP, 10000, 10000)
+        before = nd.daemon.rss_kb()
+        for _ in range(60):
+            nd.dev.remove("sgx_enclave")
+            nd.wait_devices(DCAP, 0, 10000, timeout=T(2))
+            nd.dev.mknod("sgx_enclave", *sdp.ENCLAVE)
+            nd.wait_devices(DCAP, 10000, 10000, timeout=T(2))
+        grown = nd.daemon.rss_kb() - before
+        # 120 lists of ~240 kB for each of 3 stalled streams would be ~85 MB.
+        assert grown < 24 * 1024, "the daemon grew by %d MB queueing lists for readers that " \
+                                  "do not read" % (grown // 1024)
+        assert timed_allocate(nd, DCAP, sorted(nd.kubelet.devices(DCAP))[:1]) < T(0.5)
+    finally:
+        for c in stalled:
+            c.close()
