@@ -245,15 +245,21 @@ def test_02_15_restart_during_register(node):
         nd.wait_devices(r, 110, 110)
 
 
-# 02_16: the kubelet dir removed altogether and created again (kubelet reinstalled)
+# 02_16: the kubelet dir removed altogether while the kubelet is down, then created again by a
+# new kubelet (kubeadm reset, reinstall): the daemon notices both at once
 def test_02_16_kubelet_dir_recreated(node):
     nd = node("inkernel")
     k = nd.kubelet
+    ksock = os.path.join(nd.kdir, "kubelet.sock")
     m = nd.daemon.mark()
     k.stop()
-    shutil.rmtree(nd.kdir)
+    k.wipe()  # kubelet.sock and our sockets go first...
+    nd.daemon.wait_log(lambda l: l.get("path") == ksock and l.get("level") != "debug", T(2),
+                       since=m, what="a log line about kubelet.sock going away")
+    m = nd.daemon.mark()
+    os.rmdir(nd.kdir)  # ... then the directory itself
     nd.daemon.wait_log(lambda l: l.get("path") == nd.kdir and l.get("level") != "debug", T(2),
-                       since=m, what="a log line about the directory going away")
+                       since=m, what="a log line about the kubelet dir going away")
     k.start()
     nd.wait_registered(timeout=T(5))
     for kind in sdp.KINDS:
