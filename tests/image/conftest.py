@@ -10,6 +10,8 @@ import importlib.util
 import os
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 INTEGRATION = os.path.join(os.path.dirname(HERE), "integration")
 if INTEGRATION not in sys.path:
@@ -36,3 +38,18 @@ workdir = _fx.workdir
 devtree = _fx.devtree
 node = _fx.node
 pytest_runtest_makereport = _fx.pytest_runtest_makereport
+
+FIGURES = {}  # name -> measured value, shown after the run
+
+
+@pytest.fixture(scope="session")
+def figures():
+    """A dict the tests fill with what they measured (sizes, durations); printed at the end."""
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("release figures")
+        for name, value in FIGURES.items():
+            terminalreporter.write_line("%-36s %s" % (name, value))
