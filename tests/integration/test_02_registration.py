@@ -4,7 +4,6 @@ dropping a stream, and one successful Register per resource per kubelet instance
 also checked after every test by the `node` fixture)."""
 
 import os
-import shutil
 import socket
 import stat
 import time

@@ -4,7 +4,6 @@ unknown methods, oversized and undecodable messages, the compressed flag, grpc-t
 HTTP/2 comes from h2raw.py (python3-h2) where grpcio will not send the input."""
 
 import os
-import socket
 import time
 
 import pytest
