@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	pb "sgxbench/v1beta1"
@@ -64,6 +65,7 @@ type kubelet struct {
 	created time.Time // just before kubelet.sock was created, for the current instance
 	current map[string]*registration
 	errors  []string // protocol violations and failed dial-backs
+	inodes  []uint64 // kubelet.sock's inode number, per instance (ext4 reuses them at once)
 }
 
 func newKubelet(dir, authority string) *kubelet {
@@ -89,17 +91,22 @@ func (k *kubelet) start() error {
 	if err != nil {
 		return fmt.Errorf("kubelet: %v", err)
 	}
+	var st syscall.Stat_t
+	_ = syscall.Stat(k.sock, &st)
 	k.mu.Lock()
 	k.gen++
 	k.srv = srv
 	k.created = t
+	k.inodes = append(k.inodes, st.Ino)
 	k.notify()
 	k.mu.Unlock()
 	go func() { _ = srv.Serve(lis) }()
 	return nil
 }
 
-// stop ends every stream, stops serving and removes kubelet.sock, as a kubelet process exiting.
+// stop is a kubelet process exiting: the listener and every connection close, the server side
+// first (so that no plugin re-registers with a dying kubelet), and kubelet.sock is removed (Go's
+// unix listener unlinks its path on close, as the kubelet's does).
 func (k *kubelet) stop() {
 	k.mu.Lock()
 	srv := k.srv
@@ -108,12 +115,12 @@ func (k *kubelet) stop() {
 	k.current = map[string]*registration{}
 	k.notify()
 	k.mu.Unlock()
+	if srv != nil {
+		srv.Stop()
+	}
 	for _, r := range regs {
 		r.cancel()
 		r.conn.Close()
-	}
-	if srv != nil {
-		srv.Stop()
 	}
 	_ = os.Remove(k.sock)
 }
@@ -136,9 +143,11 @@ func (k *kubelet) wipe() error {
 	return nil
 }
 
-// restart is a kubelet restart: stop, wipe DIR, create kubelet.sock anew.
-func (k *kubelet) restart() error {
+// restart is a kubelet restart: stop, |gap| later wipe DIR and create kubelet.sock anew (a new
+// kubelet process clears the dir just before it listens).
+func (k *kubelet) restart(gap time.Duration) error {
 	k.stop()
+	time.Sleep(gap)
 	if err := k.wipe(); err != nil {
 		return err
 	}
@@ -248,8 +257,11 @@ func (k *kubelet) waitFor(what string, timeout time.Duration, pred func() bool) 
 		select {
 		case <-ch:
 		case <-deadline.C:
-			return fmt.Errorf("kubelet: timed out after %v waiting for %s (errors: %v)",
-				timeout, what, errs)
+			k.mu.Lock()
+			inodes := append([]uint64(nil), k.inodes...)
+			k.mu.Unlock()
+			return fmt.Errorf("kubelet: timed out after %v waiting for %s (kubelet.sock "+
+				"inode per instance: %v; errors: %v)", timeout, what, inodes, errs)
 		}
 	}
 }

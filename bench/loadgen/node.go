@@ -66,7 +66,16 @@ func newNode(parent, prefix string) (*node, error) {
 	return n, nil
 }
 
-func (n *node) remove() { _ = os.RemoveAll(n.root) }
+// keepNodes leaves every simulated node (and the plugin's log in it) behind, for debugging.
+var keepNodes bool
+
+func (n *node) remove() {
+	if keepNodes {
+		fmt.Fprintf(os.Stderr, "kept %s\n", n.root)
+		return
+	}
+	_ = os.RemoveAll(n.root)
+}
 
 // proc is a plugin process.
 type proc struct {

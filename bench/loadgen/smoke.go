@@ -112,16 +112,16 @@ func runSmoke(args []string) int {
 	fs := flag.NewFlagSet("smoke", flag.ExitOnError)
 	plugin := fs.String("plugin", "", "plugin binary to start on a simulated node (needs root)")
 	socket := fs.String("socket", "", "or: the socket of a plugin already serving sgx")
-	domain := fs.String("domain", "sgx.k8s.io", "resource domain")
 	maxPods := fs.Int("max-pods", 110, "slots the plugin advertises per resource")
 	tmp := fs.String("tmp", "", "parent dir for the simulated node (default: $TMPDIR)")
 	keep := fs.Bool("keep", false, "keep the simulated node and the plugin's log")
 	_ = fs.Parse(args)
 	s := &smokeT{}
+	domain := "sgx.k8s.io"
 
 	if *socket != "" {
 		for _, a := range []string{"localhost", *socket} {
-			s.checkPlugin(*domain+"/sgx", *socket, a, *maxPods, wantDCAP)
+			s.checkPlugin(domain+"/sgx", *socket, a, *maxPods, wantDCAP)
 		}
 		return s.result()
 	}
@@ -153,7 +153,7 @@ func runSmoke(args []string) int {
 	}
 	s.ok("started %s", strings.Join(argv, " "))
 
-	resources := []string{*domain + "/sgx", *domain + "/dcap", *domain + "/ias"}
+	resources := []string{domain + "/sgx", domain + "/dcap", domain + "/ias"}
 	if _, _, err := k.waitRegistered(resources, p.start, smokeGuard); err != nil {
 		s.fail("%v\nplugin log:\n%s", err, p.tail(20))
 		_ = p.stop(10 * time.Second)

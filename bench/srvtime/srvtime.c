@@ -7,9 +7,9 @@
  * recv that returns data opens an interval (or moves its start when the request came in several
  * reads); a send closes it, and further sends before the next recv extend it, so it ends at the
  * last byte written. Each interval is kept with the bytes read and written, and written at exit
- * to $SRVTIME_OUT as "recv_bytes send_bytes nanoseconds" lines. Intervals whose bytes are too
- * small to be a call (PING, SETTINGS and WINDOW_UPDATE frames and their acks) are left to the
- * reader to drop. Single-threaded servers only; the cost is two clock_gettime() per syscall.
+ * to $SRVTIME_OUT as "recv_bytes send_bytes nanoseconds" lines. Intervals that answer no call
+ * (PING and SETTINGS acks, WINDOW_UPDATEs: under 64 bytes sent) are left to the reader to drop.
+ * Single-threaded servers only; the cost is one clock_gettime() per recv and per send.
  *
  *   LD_PRELOAD=build-bench/srvtime.so SRVTIME_OUT=/tmp/times build/sgxdevplugin ...
  */
