@@ -15,8 +15,8 @@ the test writes a containers.conf (CONTAINERS_CONF) selecting runc, cgroupfs, fi
 explicit default_ulimits no higher than the hard limits podman itself runs with (runc has no
 CAP_SYS_RESOURCE to raise them: podman 4.3 sets its own RLIMIT_NPROC to 32768 at start, so nproc
 is capped there). Images and containers live in a vfs store under a temp dir, removed afterwards.
-Needs root, podman and runc (`apt-get install podman runc`); skips with the reason when they are
-missing.
+Needs root, podman and runc (`apt-get install podman runc`), and a root directory that is a mount
+point (in a chroot, bind-mount the root onto itself first); skips with the reason otherwise.
 """
 
 import json
@@ -97,6 +97,12 @@ class Podman:
         return json.loads(self.run(what, "inspect", name).stdout)[0]
 
 
+def root_is_mount_point():
+    """False in a chroot whose root directory is not a mount point of its own."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == "/" for line in f)
+
+
 def why_no_podman():
     """None when podman can be tried here, else the reason."""
     if os.geteuid() != 0:
@@ -104,6 +110,12 @@ def why_no_podman():
     for tool in ("podman", "runc"):
         if shutil.which(tool) is None:
             return "%s is not installed (apt-get install podman runc)" % tool
+    if not root_is_mount_point():
+        # containers/storage applies every layer in a private mount namespace whose first step,
+        # remounting / private, fails with EINVAL when / is not a mount point
+        return ("/ is not a mount point (a chroot without its root bind-mounted onto itself): "
+                "podman cannot apply image layers here ('remount /, flags: 0x44000: invalid "
+                "argument'); run the chroot on `mount --bind ROOT ROOT`")
     return None
 
 
