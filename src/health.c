@@ -50,7 +50,7 @@ static void describe_transport_error(struct check *c, int err, unsigned timeout_
         switch (err) {
         case -ETIMEDOUT:
                 snprintf(c->why, sizeof(c->why),
-                         "no answer within %.3g s (the daemon is wedged or stopped)",
+                         "no answer within %g s (the daemon is wedged or stopped)",
                          (double) timeout_ms / 1000.0);
                 break;
         case -ENOENT:
