@@ -54,11 +54,12 @@ def mknod_ok():
 
 @pytest.fixture
 def workdir(request):
-    """A short temp dir (unix socket paths must stay under 108 bytes). Kept when the test fails."""
+    """A short temp dir (unix socket paths must stay under 108 bytes). Kept when the test fails
+    or $SGXDEVPLUGIN_KEEP is set."""
     d = tempfile.mkdtemp(prefix="sdp-", dir="/tmp")
     yield d
     rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
+    if (rep is not None and rep.failed) or os.environ.get("SGXDEVPLUGIN_KEEP"):
         print("kept %s for inspection" % d)
     else:
         shutil.rmtree(d, ignore_errors=True)

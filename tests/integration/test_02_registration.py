@@ -250,11 +250,13 @@ def test_02_16_kubelet_dir_recreated(node):
     nd = node("inkernel")
     k = nd.kubelet
     ksock = os.path.join(nd.kdir, "kubelet.sock")
+    for kind in sdp.KINDS:  # our sockets go first, kubelet.sock last (the kubelet exits)...
+        os.unlink(nd.socket(kind))
     m = nd.daemon.mark()
     k.stop()
-    k.wipe()  # kubelet.sock and our sockets go first...
-    nd.daemon.wait_log(lambda l: l.get("path") == ksock and l.get("level") != "debug", T(2),
-                       since=m, what="a log line about kubelet.sock going away")
+    nd.daemon.wait_log(lambda l: l.get("path") == ksock and l.get("level") != "debug" and
+                       ("gone" in l.get("msg", "") or "wait" in l.get("msg", "")), T(2),
+                       since=m, what="a log line saying kubelet.sock is gone")
     m = nd.daemon.mark()
     os.rmdir(nd.kdir)  # ... then the directory itself
     nd.daemon.wait_log(lambda l: l.get("path") == nd.kdir and l.get("level") != "debug", T(2),
