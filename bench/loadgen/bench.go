@@ -65,7 +65,7 @@ type pluginSpec struct {
 type results struct {
 	Samples map[string]map[string][]float64
 	Notes   []string
-	Retries []string // Register retries the plugins logged, per phase
+	Retries []retries // Register retries the plugins logged, per phase and reason
 	Errors  []string
 }
 
@@ -80,6 +80,27 @@ func (r *results) fail(format string, args ...interface{}) {
 	msg := fmt.Sprintf(format, args...)
 	r.Errors = append(r.Errors, msg)
 	fmt.Fprintln(os.Stderr, "bench: ERROR "+msg)
+}
+
+// retries is what one phase of one run logged: |n| retries for the reason in |what|.
+type retries struct {
+	What string
+	N    int
+}
+
+// max of the samples; ok false when there are none.
+func (r *results) max(metric, plugin string) (float64, bool) {
+	v := r.Samples[metric][plugin]
+	if len(v) == 0 {
+		return 0, false
+	}
+	m := v[0]
+	for _, x := range v {
+		if x > m {
+			m = x
+		}
+	}
+	return m, true
 }
 
 // median of the samples; ok false when there are none.
@@ -250,8 +271,8 @@ func noteRetries(res *results, plugin, phase string, p *proc) {
 		reasons[reason]++
 	}
 	for reason, n := range reasons {
-		res.Retries = append(res.Retries, fmt.Sprintf("%s, %s: %d Register retr%s after %q",
-			plugin, phase, n, map[bool]string{true: "y", false: "ies"}[n == 1], reason))
+		what := fmt.Sprintf("%s, %s, after %q", plugin, phase, reason)
+		res.Retries = append(res.Retries, retries{What: what, N: n})
 	}
 }
 
