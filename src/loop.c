@@ -159,7 +159,7 @@ static int add_source(struct loop *l, enum source_type type, int fd, uint32_t ev
 
 int loop_add_io(struct loop *l, int fd, uint32_t events, loop_io_fn fn, void *userdata,
                 struct loop_source **ret) {
-        struct loop_source *s;
+        struct loop_source *s = NULL;
         int r = add_source(l, SOURCE_IO, fd, events, userdata, &s);
         if (r < 0)
                 return r;
@@ -178,7 +178,7 @@ int loop_io_set_events(struct loop_source *s, uint32_t events) {
 }
 
 int loop_add_timer(struct loop *l, loop_timer_fn fn, void *userdata, struct loop_source **ret) {
-        struct loop_source *s;
+        struct loop_source *s = NULL;
         int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -216,7 +216,7 @@ int loop_timer_arm(struct loop_source *s, uint64_t usec, uint64_t interval_usec)
 
 int loop_add_signal(struct loop *l, int signo, loop_signal_fn fn, void *userdata,
                     struct loop_source **ret) {
-        struct loop_source *s;
+        struct loop_source *s = NULL;
         sigset_t mask;
 
         sigemptyset(&mask);

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages sgxdevplugin needs to build and test, if any is missing.
-# Run as root, or as a user with sudo. Idempotent and quiet when everything is there.
+# Usage: install-deps.sh [EXTRA-PACKAGE...]. Run as root, or as a user with sudo. Idempotent and quiet when everything is there.
 set -eu
 
 PKGS="gcc libc6-dev make meson ninja-build pkg-config
 libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev
-python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pytest"
+python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pytest python3-h2"
+# extra packages for one target only (e.g. the image test: podman runc)
+PKGS="$PKGS $*"
 
 missing=""
 for p in $PKGS; do
