@@ -1,17 +1,25 @@
 # sgxdevplugin - the two commands of the README's quick start, and their parts.
 #   make demo   installs what is missing, builds, runs the daemon against a simulated SGX node
-#   make check  installs what is missing, builds, runs every test (plain, then ASan+UBSan)
+#   make check  installs what is missing, builds, runs every test:
+#               unit + integration (dynamic build), again under ASan+UBSan, the static binary's
+#               integration run, the container image under podman
 PY      := /usr/bin/python3
 BUILD   := build
 ASAN    := build-asan
+STATIC  := build-static
 PYTEST  := $(PY) -m pytest -q -p no:cacheprovider
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build build-asan demo check unit integration check-asan clean
+.PHONY: all deps image-deps build build-asan build-static demo check unit integration \
+	check-asan integration-static image-test clean
 
 all: build
 
 deps:
 	@sh tools/install-deps.sh
+
+image-deps:
+	@sh tools/install-deps.sh podman runc
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD)
@@ -19,11 +27,17 @@ $(BUILD)/build.ninja:
 $(ASAN)/build.ninja:
 	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
+$(STATIC)/build.ninja:
+	meson setup $(STATIC) -Dstatic=true
+
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 build-asan: deps $(ASAN)/build.ninja
 	ninja -C $(ASAN)
+
+build-static: deps $(STATIC)/build.ninja
+	ninja -C $(STATIC)
 
 demo: build
 	$(PY) tests/demo.py $(BUILD)/sgxdevplugin
@@ -35,12 +49,17 @@ integration: build
 	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin $(PYTEST) tests/integration
 
 check-asan: build-asan
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		meson test -C $(ASAN) --suite unit --print-errorlogs
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		SGXDEVPLUGIN=$(ASAN)/sgxdevplugin SGXDEVPLUGIN_SANITIZED=1 $(PYTEST) tests/integration
+	$(SAN_ENV) meson test -C $(ASAN) --suite unit --print-errorlogs
+	$(SAN_ENV) SGXDEVPLUGIN=$(ASAN)/sgxdevplugin SGXDEVPLUGIN_SANITIZED=1 \
+		$(PYTEST) tests/integration tests/image/test_health.py
 
-check: unit integration check-asan
+integration-static: build-static
+	SGXDEVPLUGIN=$(STATIC)/sgxdevplugin $(PYTEST) tests/integration
+
+image-test: build build-static image-deps
+	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin SGXDEVPLUGIN_STATIC=$(STATIC)/sgxdevplugin $(PYTEST) tests/image
+
+check: unit integration check-asan integration-static image-test
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(STATIC)
