@@ -7,6 +7,13 @@
  * which devices are present, whether our sockets are still ours, which kubelet.sock (by inode)
  * is up - and acts on the differences. A missed or coalesced event therefore costs nothing but
  * latency, and the same code handles a late kubelet, a kubelet restart and a removed directory.
+ *
+ * Two things a look at the world cannot tell, and the events that say them. A kubelet restart
+ * that is over before we look may leave a kubelet.sock with the old one's inode number (the
+ * filesystem reuses it): the event that removed kubelet.sock is kept until the next look, which
+ * then counts it as a new kubelet. And a kubelet dir removed while our sockets are bound in it
+ * sends no IN_DELETE_SELF (they pin it): its parent is watched too, so its removal and
+ * re-creation are seen.
  */
 #include "plugin.h"
 
@@ -28,7 +35,8 @@
 #include "loop.h"
 #include "registration.h"
 
-#define MAX_WATCHES 4
+#define MAX_WATCHES 5
+#define KUBELET_SOCKET "kubelet.sock"
 #define WATCH_MASK                                                                                 \
         (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |   \
          IN_ONLYDIR)
@@ -59,6 +67,7 @@ struct plugin {
         /* kubelet */
         char kubelet_sock[PATH_MAX];
         bool kubelet_up;               /* kubelet.sock exists; k_dev/k_ino name it */
+        bool kubelet_removed;          /* an event said kubelet.sock went since the last look */
         dev_t k_dev;
         ino_t k_ino;
         uint64_t kubelet_seen_usec;    /* when we saw this kubelet.sock, for the timing log */
@@ -100,13 +109,33 @@ static void nearest_existing(const char *path, char *out, size_t size) {
         }
 }
 
+/* Writes the directory that holds |path| ("." for a bare name, "/" for a top-level one). */
+static void parent_dir(const char *path, char *out, size_t size) {
+        size_t len;
+        char *slash;
+
+        snprintf(out, size, "%s", path);
+        len = strlen(out);
+        while (len > 1 && out[len - 1] == '/')
+                out[--len] = '\0';
+        slash = strrchr(out, '/');
+        if (!slash)
+                snprintf(out, size, ".");
+        else if (slash == out)
+                out[1] = '\0';
+        else
+                *slash = '\0';
+}
+
 static void sync_watches(struct plugin *p) {
-        char paths[3][PATH_MAX];
+        char paths[4][PATH_MAX], parent[PATH_MAX];
         size_t n = 0;
         int wds[MAX_WATCHES];
         size_t n_wds = 0;
 
         nearest_existing(p->opt->kubelet_dir, paths[n++], PATH_MAX);
+        parent_dir(p->opt->kubelet_dir, parent, sizeof(parent));
+        nearest_existing(parent, paths[n++], PATH_MAX);
         nearest_existing(p->opt->dev_root, paths[n++], PATH_MAX);
         snprintf(paths[n], PATH_MAX, "%s/sgx", p->opt->dev_root);
         if (is_dir(paths[n]))
@@ -254,10 +283,12 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
 
 static void sync_kubelet(struct plugin *p) {
         struct stat st;
-        bool dir = sync_sockets(p, false);
+        bool dir = sync_sockets(p, false), removed = p->kubelet_removed;
 
+        p->kubelet_removed = false;
         if (dir && stat(p->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
-                if (p->kubelet_up && st.st_dev == p->k_dev && st.st_ino == p->k_ino)
+                /* the same inode number is the same kubelet, unless we saw it removed meanwhile */
+                if (p->kubelet_up && st.st_dev == p->k_dev && st.st_ino == p->k_ino && !removed)
                         return;
                 log_info(NULL, p->kubelet_sock, "%s, registering %zu resources",
                          p->kubelet_up ? "kubelet restarted" : "kubelet is up", p->n_res);
@@ -288,21 +319,44 @@ static void resync(struct plugin *p) {
         sync_kubelet(p);
 }
 
-static void on_inotify(struct loop_source *s, int fd, uint32_t events, void *userdata) {
-        struct plugin *p = userdata;
+/*
+ * Reads every queued event, keeping only the fact that kubelet.sock was removed (or that events
+ * were lost, which may have said so). Runs before every look at the world, so that an event
+ * read after a look is always about a change that look did not see.
+ */
+static void drain_inotify(struct plugin *p) {
         char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 
-        /* drain everything queued, then look at the world once */
         for (;;) {
-                ssize_t n = read(fd, buf, sizeof(buf));
+                ssize_t n = read(p->inotify_fd, buf, sizeof(buf));
                 if (n <= 0)
                         break;
+                for (size_t off = 0; off + sizeof(struct inotify_event) <= (size_t) n;) {
+                        const struct inotify_event *ev = (const void *) (buf + off);
+
+                        /* by name in any watched dir: the kubelet dir's watch may be a new one */
+                        if ((ev->mask & IN_Q_OVERFLOW) ||
+                            ((ev->mask & (IN_DELETE | IN_MOVED_FROM)) && ev->len > 0 &&
+                             strcmp(ev->name, KUBELET_SOCKET) == 0))
+                                p->kubelet_removed = true;
+                        off += sizeof(struct inotify_event) + ev->len;
+                }
         }
+}
+
+static void on_inotify(struct loop_source *s, int fd, uint32_t events, void *userdata) {
+        struct plugin *p = userdata;
+
+        /* drain everything queued, then look at the world once */
+        drain_inotify(p);
         resync(p);
 }
 
 static void on_rescan(struct loop_source *s, void *userdata) {
-        resync(userdata);
+        struct plugin *p = userdata;
+
+        drain_inotify(p);
+        resync(p);
 }
 
 static void on_signal(struct loop_source *s, int signo, void *userdata) {
@@ -364,7 +418,7 @@ int plugin_new(struct loop *l, const struct cli_options *opt, struct plugin **re
                 .provision = opt->provision,
                 .aesmd_dir = opt->aesmd_dir,
         };
-        if ((size_t) snprintf(p->kubelet_sock, sizeof(p->kubelet_sock), "%s/kubelet.sock",
+        if ((size_t) snprintf(p->kubelet_sock, sizeof(p->kubelet_sock), "%s/" KUBELET_SOCKET,
                               opt->kubelet_dir) >= sizeof(p->kubelet_sock)) {
                 r = -ENAMETOOLONG;
                 goto out_free;

@@ -7,6 +7,7 @@ import os
 import time
 
 import sdp
+from sdp import T
 
 FIGURES = []  # (test, text): measured figures printed at the end of the run
 
@@ -100,3 +101,20 @@ def settled_fds(pid, timeout):
             return now
         assert time.monotonic() < end, "the daemon's descriptors keep changing: %s" % now
         time.sleep(0.05)
+
+
+def warm_up(nd):
+    """Brings the daemon of |nd| to its steady set of descriptors and returns that set: one
+    kubelet restart whose first Register of each resource is refused (a registration's retry
+    timer, a timerfd, is made at its first failure and kept for good), then the descriptors once
+    they stopped changing."""
+    k = nd.kubelet
+    k.stop()
+    k.wipe()
+    for r in nd.resources:
+        k.reject(1, resource=r, code=sdp.grpc.StatusCode.UNAVAILABLE)
+    k.start()
+    k.wait_for(lambda: all(k.register_count(r, generation=k.generation, ok=False) == 2
+                           for r in nd.resources), T(10), "a refused Register of each resource")
+    nd.wait_registered(timeout=T(10))
+    return settled_fds(nd.daemon.proc.pid, T(10))

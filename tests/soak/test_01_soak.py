@@ -10,10 +10,9 @@ ListAndWatch ended while serving, one Register per resource and kubelet instance
 import threading
 import time
 
-
 import sdp
 from sdp import T, res
-from soak import figure, rss_kb, settled_fds, wait_fds
+from soak import figure, rss_kb, wait_fds, warm_up
 
 grpc, pb, pb_grpc = sdp.grpc, sdp.pb, sdp.pb_grpc
 
@@ -194,19 +193,9 @@ def test_01_01_soak(node, request):
     k = nd.kubelet
     pid = nd.daemon.proc.pid
 
-    # Warm-up: every code path once or twice, so the heap reaches its working shape, and one
-    # failed Register per resource: its retry timer (a timerfd) is made on the first failure
-    # and kept for good.
+    # Warm-up: every code path once or twice, so the heap reaches its working shape.
     run_load(nd, 2000, 3, 3, T(60))
-    k.stop()  # a restart, with the rejections armed for the new instance only
-    k.wipe()
-    for r in sdp.RESOURCES:
-        k.reject(1, resource=r, code=grpc.StatusCode.UNAVAILABLE)
-    k.start()
-    k.wait_for(lambda: all(k.register_count(r, generation=k.generation, ok=False) == 2
-                           for r in sdp.RESOURCES), T(10), "a failed Register of each resource")
-    nd.wait_registered(timeout=T(10))
-    fd_base = settled_fds(pid, T(10))
+    fd_base = warm_up(nd)
     rss_base = rss_kb(pid)
 
     t0 = time.monotonic()
