@@ -46,6 +46,7 @@ type benchConfig struct {
 	tputDur                                 time.Duration
 	restarts, hotplugs, lawStreams          int
 	restartGap                              time.Duration
+	restartMode                             string
 	only                                    string
 }
 
@@ -140,6 +141,8 @@ func runBench(args []string) int {
 	fs.IntVar(&c.restarts, "restarts", 5, "kubelet restarts per run")
 	fs.DurationVar(&c.restartGap, "restart-gap", 100*time.Millisecond,
 		"time between the old kubelet's exit and the new one's start")
+	fs.StringVar(&c.restartMode, "restart-mode", "graceful", "how the old kubelet ends: "+
+		"graceful, crash (kubelet.sock left behind) or streams-first (streams ended first)")
 	fs.IntVar(&c.hotplugs, "hotplugs", 5, "enclave node remove+create cycles per run")
 	fs.IntVar(&c.lawStreams, "law-streams", 50, "ListAndWatch streams after the first")
 	fs.StringVar(&c.only, "only", "",
@@ -286,6 +289,7 @@ func (c *benchConfig) lifecycle(p pluginSpec, res *results) (err error) {
 	var k *kubelet
 	if p.registers {
 		k = newKubelet(n.kdir, "localhost")
+		k.mode = c.restartMode
 		if err := k.start(); err != nil {
 			return err
 		}

@@ -58,9 +58,17 @@ type kubelet struct {
 	sock      string
 	authority string // :authority of the dial-back, "localhost" by default
 
+	// How stop() ends a kubelet: "graceful" (the server closes its listener, which unlinks
+	// kubelet.sock, and its connections, then the streams end), "crash" (the same, but
+	// kubelet.sock is left for the next kubelet to wipe) or "streams-first" (the plugins'
+	// streams are ended first, as the device manager's server Stop() disconnects its clients
+	// before it stops its gRPC server, then the server stops).
+	mode string
+
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every state change
 	srv     *grpc.Server
+	lis     *net.UnixListener
 	gen     int       // kubelet instance, incremented by start()
 	created time.Time // just before kubelet.sock was created, for the current instance
 	current map[string]*registration
@@ -96,6 +104,7 @@ func (k *kubelet) start() error {
 	k.mu.Lock()
 	k.gen++
 	k.srv = srv
+	k.lis, _ = lis.(*net.UnixListener)
 	k.created = t
 	k.inodes = append(k.inodes, st.Ino)
 	k.notify()
@@ -104,17 +113,24 @@ func (k *kubelet) start() error {
 	return nil
 }
 
-// stop is a kubelet process exiting: the listener and every connection close, the server side
-// first (so that no plugin re-registers with a dying kubelet), and kubelet.sock is removed (Go's
-// unix listener unlinks its path on close, as the kubelet's does).
+// stop is a kubelet process exiting, as k.mode says.
 func (k *kubelet) stop() {
 	k.mu.Lock()
 	srv := k.srv
 	k.srv = nil
+	if k.mode == "crash" && k.lis != nil {
+		k.lis.SetUnlinkOnClose(false)
+	}
 	regs := k.current
 	k.current = map[string]*registration{}
 	k.notify()
 	k.mu.Unlock()
+	if k.mode == "streams-first" {
+		for _, r := range regs {
+			r.cancel()
+			r.conn.Close()
+		}
+	}
 	if srv != nil {
 		srv.Stop()
 	}
@@ -122,7 +138,9 @@ func (k *kubelet) stop() {
 		r.cancel()
 		r.conn.Close()
 	}
-	_ = os.Remove(k.sock)
+	if k.mode != "crash" {
+		_ = os.Remove(k.sock)
+	}
 }
 
 // wipe removes every file of DIR but the checkpoint, as a starting kubelet does.
@@ -154,11 +172,15 @@ func (k *kubelet) restart(gap time.Duration) error {
 	return k.start()
 }
 
-func (k *kubelet) fail(format string, args ...interface{}) error {
+// fail records a protocol violation or a failed dial-back of kubelet instance |gen|; failures
+// while that instance is stopping are its own doing and are not recorded.
+func (k *kubelet) fail(gen int, format string, args ...interface{}) error {
 	msg := fmt.Sprintf(format, args...)
 	k.mu.Lock()
-	k.errors = append(k.errors, msg)
-	k.notify()
+	if k.srv != nil && k.gen == gen {
+		k.errors = append(k.errors, msg)
+		k.notify()
+	}
 	k.mu.Unlock()
 	return errors.New(msg)
 }
@@ -170,27 +192,27 @@ func (k *kubelet) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Em
 	gen := k.gen
 	k.mu.Unlock()
 	if req.Version != apiVersion {
-		return nil, k.fail("%s: version %q, want %q", req.ResourceName, req.Version, apiVersion)
+		return nil, k.fail(gen, "%s: version %q, want %q", req.ResourceName, req.Version, apiVersion)
 	}
 	parts := strings.Split(req.ResourceName, "/")
 	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
-		return nil, k.fail("resource name %q is not an extended resource name",
+		return nil, k.fail(gen, "resource name %q is not an extended resource name",
 			req.ResourceName)
 	}
 	if req.Endpoint == "" || strings.Contains(req.Endpoint, "/") {
-		return nil, k.fail("%s: endpoint %q is not a file name", req.ResourceName, req.Endpoint)
+		return nil, k.fail(gen, "%s: endpoint %q is not a file name", req.ResourceName, req.Endpoint)
 	}
 	path := filepath.Join(k.dir, req.Endpoint)
 	conn, err := dialTimeout(path, k.authority, dialBackLimit)
 	if err != nil {
-		return nil, k.fail("%s: dial-back: %v", req.ResourceName, err)
+		return nil, k.fail(gen, "%s: dial-back: %v", req.ResourceName, err)
 	}
 	octx, ocancel := context.WithTimeout(ctx, dialBackLimit)
 	opts, err := pb.NewDevicePluginClient(conn).GetDevicePluginOptions(octx, &pb.Empty{})
 	ocancel()
 	if err != nil {
 		conn.Close()
-		return nil, k.fail("%s: GetDevicePluginOptions: %v", req.ResourceName, err)
+		return nil, k.fail(gen, "%s: GetDevicePluginOptions: %v", req.ResourceName, err)
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	reg := &registration{resource: req.ResourceName, endpoint: req.Endpoint, gen: gen,
