@@ -184,6 +184,7 @@ def test_02_12_kubelet_drops_stream(node):
     nd.allow_reregister = True
     k = nd.kubelet
     dcap = res("dcap")
+    m = nd.daemon.mark()
     k.drop(dcap)
     k.wait_for(lambda: k.register_count(dcap, generation=1) == 2, T(10),
                "dcap registered again after the kubelet ended its stream")
@@ -191,7 +192,10 @@ def test_02_12_kubelet_drops_stream(node):
     nd.wait_devices(dcap, 110, 110)
     for r in (res("sgx"), res("ias")):
         assert k.register_count(r) == 1, "%s was registered again" % r
-    # The kubelet dropping it again is handled again.
+    # The kubelet dropping it again is handled again (once the daemon has its answer).
+    nd.daemon.wait_log(lambda l: l.get("resource") == dcap and l.get("level") == "info" and
+                       "registered" in l.get("msg", ""), T(2), since=m,
+                       what="the daemon's log of the second registration")
     k.drop(dcap)
     k.wait_for(lambda: k.register_count(dcap, generation=1) == 3, T(10),
                "dcap registered again after a second drop")
@@ -266,3 +270,24 @@ def test_02_16_kubelet_dir_recreated(node):
     for kind in sdp.KINDS:
         assert stat.S_ISSOCK(os.stat(nd.socket(kind)).st_mode)
         assert k.register_count(res(kind), generation=k.generation) == 1
+
+
+# 02_17: the kubelet opens ListAndWatch before its Register answer is out (it does, in a
+# goroutine) and drops that stream before the answer arrives: the daemon registers again
+def test_02_17_dropped_before_register_answer(node):
+    nd = node("inkernel")
+    nd.allow_reregister = True
+    k = nd.kubelet
+    dcap = res("dcap")
+    k.reply_delay = T(0.5)
+    k.drop(dcap)  # -> the daemon registers again; the answer to that will be late
+    k.wait_for(lambda: k.register_count(dcap) == 2 and k.resources[dcap].current is not None and
+               k.resources[dcap].updates and
+               k.resources[dcap].updates[-1][0] > k.resources[dcap].current.time, T(5),
+               "the second registration's first list")
+    k.drop(dcap)  # while the daemon still waits for the answer to Register
+    k.reply_delay = 0
+    k.wait_for(lambda: k.register_count(dcap) == 3, T(3),
+               "dcap registered again after its stream was dropped before Register returned")
+    nd.wait_registered(timeout=T(5))
+    nd.wait_devices(dcap, 110, 110)

@@ -154,12 +154,15 @@ class FakeKubelet:
         self.restart_latencies = []  # seconds from kubelet.sock creation to all re-registered
         self._reject = []  # [resource or None, remaining count, grpc code, message]
         self.register_delay = 0.0  # seconds each Register waits before the dial-back
+        self.reply_delay = 0.0  # seconds between starting ListAndWatch and answering Register
         self._registrations = []  # every Registration of this instance
 
     # ---- lifetime ----
 
     def start(self):
-        """Creates DIR and kubelet.sock and serves Registration."""
+        """Creates DIR and kubelet.sock and serves Registration. kubelet.sock appears already
+        listening, as with the kubelet's net.Listen: grpcio binds at add_insecure_port but
+        listens only at start(), so it serves a socket made elsewhere that is then renamed in."""
         os.makedirs(self.dir, exist_ok=True)
         self.generation += 1
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
@@ -170,14 +173,19 @@ class FakeKubelet:
                     self._register, request_deserializer=pb.RegisterRequest.FromString,
                     response_serializer=pb.Empty.SerializeToString),
             }),))
-        t = time.monotonic()
-        if server.add_insecure_port("unix:" + self.socket) == 0:
-            raise RuntimeError("cannot listen on " + self.socket)
-        server.start()
-        with self.lock:
-            self.server = server
-            self.socket_created = t
-            self.lock.notify_all()
+        tmpdir = tempfile.mkdtemp(prefix=".kubelet-", dir=os.path.dirname(self.dir))
+        tmp = os.path.join(tmpdir, "k.sock")
+        try:
+            if server.add_insecure_port("unix:" + tmp) == 0:
+                raise RuntimeError("cannot listen on " + tmp)
+            server.start()
+            with self.lock:
+                self.server = server
+                self.socket_created = time.monotonic()
+                os.rename(tmp, self.socket)
+                self.lock.notify_all()
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
         self._say("kubelet %d serving %s" % (self.generation, self.socket))
 
     def stop(self):
@@ -273,19 +281,16 @@ class FakeKubelet:
             opts.append(("grpc.default_authority", self.authority))
         channel = grpc.insecure_channel(target, options=opts)
         try:
-            grpc.channel_ready_future(channel).result(timeout=self.dial_timeout)
+            # wait_for_ready: dial and wait for the connection, like grpc.WithBlock()
             options = pb_grpc.DevicePluginStub(channel).GetDevicePluginOptions(
-                pb.Empty(), timeout=self.dial_timeout)
-        except grpc.FutureTimeoutError:
-            channel.close()
-            why = ("dial-back to %s timed out after %.1f s (does the plugin block its event loop "
-                   "while it waits for Register?)" % (target, self.dial_timeout))
-            self._fail(res, gen, why, error=True)
-            context.abort(grpc.StatusCode.UNKNOWN, why)
+                pb.Empty(), timeout=self.dial_timeout, wait_for_ready=True)
         except grpc.RpcError as e:
             channel.close()
             why = "GetDevicePluginOptions on %s failed: %s: %s" % (target, e.code().name,
                                                                    e.details())
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                why = ("dial-back to %s timed out after %.1f s (does the plugin block its event "
+                       "loop while it waits for Register?)" % (target, self.dial_timeout))
             self._fail(res, gen, why, error=True)
             context.abort(grpc.StatusCode.UNKNOWN, why)
 
@@ -304,6 +309,9 @@ class FakeKubelet:
                                       name="ListAndWatch " + res)
         reg.thread.start()
         self._say("registered %s at %s" % (res, req.endpoint))
+        if self.reply_delay:
+            # The kubelet's ListAndWatch goroutine may well run before its answer is sent.
+            time.sleep(self.reply_delay)
         return pb.Empty()
 
     def _check_request(self, req):

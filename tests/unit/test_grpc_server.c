@@ -272,6 +272,8 @@ struct h2c_stream {
         int grpc_status;
         bool have_status;
         int n_msgs;
+        size_t msg_bytes; /* body bytes of all messages received */
+        uint8_t last0;    /* first byte of the last message received */
         bool closed;
         uint32_t error_code;
         char grpc_message[128]; /* as received, still percent-encoded */
@@ -292,7 +294,12 @@ struct h2c {
 };
 
 static int h2c_count_msg(const uint8_t *msg, size_t len, uint8_t flags, void *userdata) {
-        ((struct h2c_stream *) userdata)->n_msgs++;
+        struct h2c_stream *st = userdata;
+
+        st->n_msgs++;
+        st->msg_bytes += len;
+        if (len > 0)
+                st->last0 = msg[0];
         return 0;
 }
 
@@ -1029,6 +1036,73 @@ static void test_grpc_server_stalled_clients_do_not_delay_others(void) {
         teardown();
 }
 
+static struct h2c_stream *latest_stream;
+
+static bool got_message_200(void) {
+        return latest_stream->n_msgs > 0 && latest_stream->last0 == 200;
+}
+
+/*
+ * A stream that never reads, 1 + 200 messages of 16 KiB pushed at it with grpc_call_send_latest()
+ * (|latest|) or grpc_call_send(), then it reads again: what it gets.
+ */
+static struct h2c_stream stalled_reader_gets(bool latest, struct h2c *h) {
+        uint8_t req[3] = {1, STREAM_KEEP_OPEN, 16}, msg[16384] = {0};
+        struct h2c_stream *st, out;
+
+        h2c_open(h, false, false); /* windows of 64 KiB, never given back while not reading */
+        st = h2c_request(h, M_STREAM, req, sizeof(req));
+        CHECK(run_until(handler_ran, 5 * SEC));
+        for (int i = 1; i <= 200 && fx.open_call; i++) {
+                msg[0] = (uint8_t) i;
+                if (latest)
+                        CHECK_INT(grpc_call_send_latest(fx.open_call, msg, sizeof(msg)), 0);
+                else
+                        CHECK_INT(grpc_call_send(fx.open_call, msg, sizeof(msg)), 0);
+                if (i % 50 == 0)
+                        run_for(2000);
+        }
+        h->reading = true;
+        h2c_flush(h);
+        latest_stream = st;
+        CHECK(run_until(got_message_200, 5 * SEC));
+        run_for(20000); /* nothing else is on its way */
+        out = *st;
+        return out;
+}
+
+static void test_grpc_server_send_latest_drops_unsent_for_stalled_reader(void) {
+        struct h2c_stream st;
+        struct h2c h;
+
+        setup();
+        st = stalled_reader_gets(true, &h);
+        /* The first messages filled the 64 KiB window, one of them only in part; that one is
+         * finished whole, then comes the newest: the 190-odd in between were never queued. */
+        CHECK(st.n_msgs >= 3 && st.n_msgs <= 6);
+        CHECK_INT(st.last0, 200);
+        CHECK_INT(st.msg_bytes, (size_t) st.n_msgs * 16384);
+        CHECK(!grpc_deframer_has_partial(&st.d));
+        CHECK(fx.open_call != NULL);
+        CHECK_INT(grpc_call_finish(fx.open_call, GRPC_STATUS_OK, NULL), 0);
+        h2c_close(&h);
+        teardown();
+}
+
+static void test_grpc_server_send_queues_all_for_stalled_reader(void) {
+        struct h2c_stream st;
+        struct h2c h;
+
+        setup();
+        st = stalled_reader_gets(false, &h);
+        /* grpc_call_send() drops nothing: every message arrives, in order, whole. */
+        CHECK_INT(st.n_msgs, 201);
+        CHECK_INT(st.last0, 200);
+        CHECK_INT(st.msg_bytes, 201 * 16384);
+        h2c_close(&h);
+        teardown();
+}
+
 static bool all_connected(void) {
         return grpc_server_n_connections(fx.server) == 64;
 }
@@ -1302,6 +1376,8 @@ int main(void) {
         RUN(test_grpc_server_sends_settings_on_accept);
         RUN(test_grpc_server_http1_request_closed);
         RUN(test_grpc_server_stalled_clients_do_not_delay_others);
+        RUN(test_grpc_server_send_latest_drops_unsent_for_stalled_reader);
+        RUN(test_grpc_server_send_queues_all_for_stalled_reader);
         RUN(test_grpc_server_connection_limit);
         RUN(test_grpc_server_free_from_timer_closes_calls);
         RUN(test_grpc_server_free_from_handler);
