@@ -745,7 +745,8 @@ static void send_list(struct dp_service *s, struct grpc_call *call) {
 
         if (!c)
                 return;
-        r = grpc_call_send(call, c->buf, c->len);
+        /* Each list is the whole state: one a slow reader has not begun to get is dropped. */
+        r = grpc_call_send_latest(call, c->buf, c->len);
         if (r < 0 && r != -EPIPE)
                 log_error(s->resource, s->socket_path,
                           "cannot send the device list: %s, keeping the stream", strerror(-r));

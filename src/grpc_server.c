@@ -94,6 +94,8 @@ struct grpc_call {
         bool headers_submitted;       /* response HEADERS (or a trailers-only response) submitted */
         bool deferred;                /* the data provider returned NGHTTP2_ERR_DEFERRED */
         struct grpc_buf out;          /* framed messages not yet taken by nghttp2 */
+        size_t out_started;           /* bytes at the front of |out| left of the message nghttp2
+                                         has begun to take; 0: |out| starts with a whole one */
         enum grpc_status status;      /* final status once finished */
         char *message;                /* final grpc-message, percent-encoded (owned), or NULL */
         struct loop_source *deadline; /* grpc-timeout timer (owned), or NULL */
@@ -322,6 +324,7 @@ static void call_on_deadline(struct loop_source *src, void *userdata) {
                                   "call %s on connection %" PRIu64 ": deadline exceeded",
                                   call_name(call), c->id);
                         grpc_buf_free(&call->out);
+                        call->out_started = 0;
                         call->finished = call->ended = true;
                         call->status = GRPC_STATUS_DEADLINE_EXCEEDED;
                         call->message = grpc_message_encode("deadline exceeded");
@@ -576,6 +579,27 @@ static int on_error(nghttp2_session *session, int lib_error_code, const char *ms
         return 0;
 }
 
+/*
+ * Notes that nghttp2 takes the next |k| bytes of |out|: walks the message boundaries (each
+ * message in |out| is whole, so its prefix is there to read) to keep |out_started| right.
+ */
+static void call_track_taken(struct grpc_call *call, size_t k) {
+        const uint8_t *p = grpc_buf_head(&call->out);
+
+        while (k > 0) {
+                size_t step;
+
+                if (call->out_started == 0)
+                        call->out_started = GRPC_PREFIX_LEN + ((size_t) p[1] << 24 |
+                                                               (size_t) p[2] << 16 |
+                                                               (size_t) p[3] << 8 | p[4]);
+                step = k < call->out_started ? k : call->out_started;
+                call->out_started -= step;
+                p += step;
+                k -= step;
+        }
+}
+
 /* Data provider: hands nghttp2 the queued messages, then EOF and the trailers once finished. */
 static ssize_t call_read_data(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                               size_t length, uint32_t *data_flags, nghttp2_data_source *source,
@@ -590,6 +614,7 @@ static ssize_t call_read_data(nghttp2_session *session, int32_t stream_id, uint8
                 size_t k = pending < length ? pending : length;
 
                 memcpy(buf, grpc_buf_head(&call->out), k);
+                call_track_taken(call, k);
                 grpc_buf_consume(&call->out, k);
                 return (ssize_t) k;
         }
@@ -1134,6 +1159,26 @@ int grpc_call_send(struct grpc_call *call, const uint8_t *msg, size_t len) {
                 call_resume(call);
         conn_kick(call->conn);
         return 0;
+}
+
+int grpc_call_send_latest(struct grpc_call *call, const uint8_t *msg, size_t len) {
+        struct grpc_conn *c = call->conn;
+        size_t pending = grpc_buf_pending(&call->out);
+
+        if (call->finished || call->ended)
+                return -EPIPE;
+        if (pending > call->out_started) {
+                log_debug(res(c->server), c->server->path,
+                          "call %s on connection %" PRIu64 ": the peer is not reading, %zu queued "
+                          "bytes replaced by the newest message",
+                          call_name(call), c->id, pending - call->out_started);
+                /* Keep the rest of the message on the wire; an emptied queue starts afresh. */
+                if (call->out_started > 0)
+                        call->out.len = call->out.off + call->out_started;
+                else
+                        call->out.off = call->out.len = 0;
+        }
+        return grpc_call_send(call, msg, len);
 }
 
 int grpc_call_finish(struct grpc_call *call, enum grpc_status status, const char *message) {

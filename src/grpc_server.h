@@ -90,6 +90,14 @@ const char *grpc_call_method(const struct grpc_call *call);
  */
 int grpc_call_send(struct grpc_call *call, const uint8_t *msg, size_t len);
 
+/*
+ * Like grpc_call_send(), for streams whose every message is the whole state (ListAndWatch):
+ * queued messages that nghttp2 has not begun to send are dropped first, so a peer that stops
+ * reading costs at most the message on the wire plus this one, and gets the newest when it
+ * reads again. Returns as grpc_call_send().
+ */
+int grpc_call_send_latest(struct grpc_call *call, const uint8_t *msg, size_t len);
+
 /* Ends a call with trailers grpc-status (and grpc-message, percent-encoded, if non-NULL). */
 int grpc_call_finish(struct grpc_call *call, enum grpc_status status, const char *message);
 
