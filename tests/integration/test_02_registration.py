@@ -184,6 +184,10 @@ def test_02_12_kubelet_drops_stream(node):
     nd.allow_reregister = True
     k = nd.kubelet
     dcap = res("dcap")
+    # Drop only once the daemon has the kubelet's answer (02_17 drops before it on purpose).
+    nd.daemon.wait_log(lambda l: l.get("resource") == dcap and l.get("level") == "info" and
+                       "registered" in l.get("msg", ""), T(2),
+                       what="the daemon's log of the registration")
     m = nd.daemon.mark()
     k.drop(dcap)
     k.wait_for(lambda: k.register_count(dcap, generation=1) == 2, T(10),
