@@ -161,6 +161,10 @@ def test_08_08_rolling_update(node):
         k.wait_for(lambda: all(k.register_count(r) == 2 for r in sdp.RESOURCES), T(10),
                    "the new daemon's registrations")
         nd.wait_registered()
+        for r in sdp.RESOURCES:  # the new daemon has its Register answers (see 02_17)
+            new.wait_log(lambda l: l.get("resource") == r and l.get("level") == "info" and
+                         "registered" in l.get("msg", ""), T(2),
+                         what="the new daemon's registration of %s" % r)
         assert nd.stop_daemon() == 0
         for p in sockets_of(nd):
             assert os.path.exists(p), "the old daemon removed the new daemon's %s" % p
