@@ -24,11 +24,14 @@
  *   0x04  glue on / off: while on, pieces are written back to back without running the loop, so
  *         the server reads several frames at once (a HEADERS with its DATA, a burst of requests);
  *   0x08  relisten: the service re-creates its socket (as on a kubelet restart), ending our
- *         connection from outside any callback; the client connects again and goes on.
+ *         connection from outside any callback; the client connects again and goes on;
+ *   0x10  hang up: the client closes its socket (whatever the server still has to send) and,
+ *         once the server has seen it, connects again and goes on; no stream may be left open.
  *
  * Timers: the loop arms grpc-timeout deadlines with timerfd_settime(), which this file replaces:
  * a timer of at most FIRE_NOW_USEC fires at the next loop round, a longer one never does (within
  * one input). So deadlines are exercised, and the outcome does not depend on how fast we run.
+ * accept4() is replaced too, to give the server's socket a small send buffer.
  *
  * The loop is run a bounded number of epoll rounds at a time: an always-readable eventfd is
  * watched, and its callback counts rounds and stops the loop.
@@ -61,15 +64,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define HARNESS_FLIP_READING 0x02
 #define HARNESS_FLIP_GLUE 0x04
 #define HARNESS_RELISTEN 0x08
+#define HARNESS_HANG_UP 0x10
 /* Pieces written one by one; what follows goes in one last write. */
 #define MAX_PIECES 256
-/* Relistens per input (each costs a bind). */
-#define MAX_RELISTENS 4
+/* Relistens and hang-ups per input (each costs a bind or a connect). */
+#define MAX_RECONNECTS 8
 /* Loop rounds after each piece, and at the end. */
 #define ROUNDS_PER_PIECE 3
 #define ROUNDS_AT_END 8
 /* Deadlines up to this long fire at once; longer ones never (see the top comment). */
 #define FIRE_NOW_USEC (100 * 1000)
+/* The server socket's send buffer (the kernel doubles it): a few ListAndWatch answers. */
+#define SERVER_SNDBUF 8192
 
 static char tmp_dir[64];
 static char sock_path[128];
@@ -89,6 +95,19 @@ int timerfd_settime(int fd, int flags, const struct itimerspec *new_value,
                         its.it_value.tv_nsec = 1; /* expired by the next epoll_wait */
         }
         return (int) syscall(SYS_timerfd_settime, fd, 0, &its, old_value);
+}
+
+/*
+ * The server's end of the connection gets a small send buffer, so a client that stops reading
+ * (HARNESS_FLIP_READING) fills it after a few answers and the server's blocked-write paths run.
+ */
+int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags) {
+        int cfd = (int) syscall(SYS_accept4, fd, addr, addrlen, flags);
+        int size = SERVER_SNDBUF;
+
+        if (cfd >= 0)
+                (void) setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        return cfd;
 }
 
 /* ---- the client side, and running the loop a bounded number of rounds ---- */
@@ -237,7 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct harness h = {.client_fd = -1, .reading = true};
         struct discovery present, gone;
         struct dp_service *svc = NULL;
-        unsigned n_ended = 0, ended_before, pieces = 0, relistens = 0;
+        unsigned n_ended = 0, ended_before, pieces = 0, reconnects = 0;
         size_t open_streams;
         bool node_present = true, glue = false;
         size_t pos = 0;
@@ -280,10 +299,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         h.reading = !h.reading;
                 if (harness & HARNESS_FLIP_GLUE)
                         glue = !glue;
-                if ((harness & HARNESS_RELISTEN) && relistens++ < MAX_RELISTENS) {
+                if ((harness & HARNESS_RELISTEN) && reconnects++ < MAX_RECONNECTS) {
                         if (dp_service_relisten(svc) < 0)
                                 abort();
                         client_close(&h);
+                        client_connect(&h);
+                }
+                if ((harness & HARNESS_HANG_UP) && reconnects++ < MAX_RECONNECTS) {
+                        client_close(&h);
+                        run_rounds(&h, ROUNDS_PER_PIECE);
+                        if (dp_service_n_streams(svc) != 0)
+                                abort(); /* a stream outlived its connection */
                         client_connect(&h);
                 }
                 if (!harness)

@@ -16,9 +16,9 @@ Seeds are real requests:
   fuzz_deframer   framed message streams behind fuzz_deframer.c's header
   fuzz_frame_misc grpc-timeout values, grpc-message strings, content-types
   fuzz_cli        argv sets, NUL-separated
-Files are named by content (sha1). The directories are emptied first, so a seed no longer
-generated goes away. The grpcio captures may differ from run to run by a WINDOW_UPDATE (grpc-core's
-flow-control probes depend on timing); every other seed is the same on every run.
+Files are named by content (sha1), and the directories are replaced as a whole, so a seed no longer
+generated goes away. Two runs give the same files; the grpcio captures change with grpc-core's
+version (its user-agent, its SETTINGS).
 """
 
 import hashlib
@@ -55,7 +55,7 @@ def load_api(tmp):
 
 
 def write(target, data, seen):
-    d = os.path.join(CORPUS, target)
+    d = os.path.join(seen["_out"], target)
     os.makedirs(d, exist_ok=True)
     name = hashlib.sha1(data).hexdigest()
     seen.setdefault(target, set()).add(name)
@@ -68,7 +68,7 @@ def grpc_frame(msg, compressed=False, length=None):
 
 
 # fuzz_h2_server.c's harness frames (type 0xf0, never written to the server): flags say what to do.
-FLIP_NODE, FLIP_READING, FLIP_GLUE, RELISTEN = 0x01, 0x02, 0x04, 0x08
+FLIP_NODE, FLIP_READING, FLIP_GLUE, RELISTEN, HANG_UP = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
 def harness(flags):
@@ -141,7 +141,7 @@ def h2_seeds(pb, pb_grpc, tmp, seen):
     captured = [
         lambda ch: stub(ch).GetDevicePluginOptions.future(pb.Empty()),
         lambda ch: stub(ch).Allocate.future(alloc),
-        lambda ch: stub(ch).Allocate.future(alloc2, timeout=30),
+        lambda ch: stub(ch).Allocate.future(alloc2),
         lambda ch: stub(ch).GetPreferredAllocation.future(pref),
         lambda ch: stub(ch).PreStartContainer.future(pre),
         lambda ch: stub(ch).ListAndWatch(pb.Empty()),
@@ -174,7 +174,10 @@ def h2_seeds(pb, pb_grpc, tmp, seen):
         hs += list(extra)
         c.send_headers(sid, hs, end_stream=body is None and end)
         if body is not None:
-            c.send_data(sid, body, end_stream=end)
+            n = c.max_outbound_frame_size
+            parts = [body[i:i + n] for i in range(0, len(body), n)] or [b""]
+            for i, part in enumerate(parts):
+                c.send_data(sid, part, end_stream=end and i == len(parts) - 1)
         return sid
 
     empty = grpc_frame(b"")
@@ -211,6 +214,17 @@ def h2_seeds(pb, pb_grpc, tmp, seen):
     cases.append(c.data_to_send() + harness(FLIP_READING) + harness(FLIP_NODE) * 8 +
                  harness(FLIP_READING))
 
+    # The same, but the client hangs up while the server still has answers to send; then a new
+    # connection asks again.
+    c = conn()
+    req(c, "ListAndWatch", empty)
+    req(c, "ListAndWatch", empty)
+    out = c.data_to_send() + harness(FLIP_READING) + harness(FLIP_NODE) * 6
+    out += harness(HANG_UP | FLIP_READING)
+    c = conn()
+    req(c, "ListAndWatch", empty)
+    cases.append(out + c.data_to_send())
+
     # HEADERS and DATA read at once (glue), with deadlines: a stream whose deadline expires after
     # its first answer, a request whose deadline expires before its message is complete.
     c = conn()
@@ -232,6 +246,14 @@ def h2_seeds(pb, pb_grpc, tmp, seen):
     c = conn()
     req(c, "Allocate", a)
     cases.append(out + c.data_to_send())
+
+    # A 24 KiB Allocate read at once: the server's reads come in full 16 KiB chunks.
+    c = conn()
+    out = c.data_to_send() + harness(FLIP_GLUE)
+    big = pb.AllocateRequest(container_requests=[
+        pb.ContainerAllocateRequest(devices_ids=["dcap-%d" % (i % 110) for i in range(3000)])])
+    req(c, "Allocate", grpc_frame(big.SerializeToString()))
+    cases.append(out + c.data_to_send() + harness(FLIP_GLUE))
 
     # A message over the 4 MiB limit announced by its prefix alone; then a good call.
     c = conn()
@@ -369,11 +391,10 @@ def cli_seeds(seen):
 
 
 def main():
-    seen = {}
-    for target in ("fuzz_h2_server", "fuzz_handlers", "fuzz_deframer", "fuzz_frame_misc",
-                   "fuzz_cli"):
-        shutil.rmtree(os.path.join(CORPUS, target), ignore_errors=True)
+    targets = ("fuzz_h2_server", "fuzz_handlers", "fuzz_deframer", "fuzz_frame_misc", "fuzz_cli")
     tmp = tempfile.mkdtemp(prefix="fuzz-gen-")
+    # Written aside first; the corpus is replaced only when every seed was made.
+    seen = {"_out": os.path.join(tmp, "corpus")}
     try:
         pb, pb_grpc = load_api(tmp)
         h2_seeds(pb, pb_grpc, tmp, seen)
@@ -381,10 +402,13 @@ def main():
         deframer_seeds(seen)
         misc_seeds(seen)
         cli_seeds(seen)
+        for target in targets:
+            shutil.rmtree(os.path.join(CORPUS, target), ignore_errors=True)
+            shutil.copytree(os.path.join(seen["_out"], target), os.path.join(CORPUS, target))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for target, names in sorted(seen.items()):
-        print("%s: %d seeds" % (target, len(names)))
+    for target in targets:
+        print("%s: %d seeds" % (target, len(seen[target])))
 
 
 if __name__ == "__main__":
