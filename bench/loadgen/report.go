@@ -220,7 +220,9 @@ func report(c *benchConfig, res *results) reportOut {
 		for _, p := range []string{pGo, pFloor} {
 			o, ok1 := vals[pOurs]
 			v, ok2 := vals[p]
-			if ok1 && ok2 && v != 0 {
+			if ok1 && ok2 && v != 0 && o/v < 0.095 {
+				cells = append(cells, fmt.Sprintf("%.3f", o/v))
+			} else if ok1 && ok2 && v != 0 {
 				cells = append(cells, fmt.Sprintf("%.2f", o/v))
 			} else {
 				cells = append(cells, "—")
