@@ -24,14 +24,18 @@ const smokeGuard = 30 * time.Second // hang guard only, never a timing assertion
 
 type smokeT struct {
 	failed bool
+	nOK    int
+	nFail  int
 }
 
 func (s *smokeT) ok(format string, args ...interface{}) {
+	s.nOK++
 	fmt.Printf("smoke: ok   "+format+"\n", args...)
 }
 
 func (s *smokeT) fail(format string, args ...interface{}) {
 	s.failed = true
+	s.nFail++
 	fmt.Printf("smoke: FAIL "+format+"\n", args...)
 }
 
@@ -201,11 +205,11 @@ func runSmoke(args []string) int {
 	return s.result()
 }
 
+// result prints the closing line, "smoke: N passed, N failed", and returns the exit code.
 func (s *smokeT) result() int {
+	fmt.Printf("smoke: %d passed, %d failed\n", s.nOK, s.nFail)
 	if s.failed {
-		fmt.Println("smoke: FAILED")
 		return 1
 	}
-	fmt.Println("smoke: passed")
 	return 0
 }
