@@ -7,11 +7,12 @@ PY      := /usr/bin/python3
 BUILD   := build
 ASAN    := build-asan
 STATIC  := build-static
+BENCH   := build-bench
 PYTEST  := $(PY) -m pytest -q -p no:cacheprovider
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps image-deps build build-asan build-static demo check unit integration \
-	check-asan integration-static image-test clean
+.PHONY: all deps image-deps bench-deps build build-asan build-static bench-tools demo check unit \
+	integration check-asan integration-static image-test smoke smoke-asan bench clean
 
 all: build
 
@@ -20,6 +21,9 @@ deps:
 
 image-deps:
 	@sh tools/install-deps.sh podman runc
+
+bench-deps:
+	@sh tools/install-deps.sh golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD)
@@ -59,7 +63,21 @@ integration-static: build-static
 image-test: build build-static image-deps
 	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin SGXDEVPLUGIN_STATIC=$(STATIC)/sgxdevplugin $(PYTEST) tests/image
 
-check: unit integration check-asan integration-static image-test
+bench-tools: deps bench-deps
+	sh bench/build.sh $(BENCH)
+
+# the kubelet's own gRPC stack (grpc-go, blocking dial, :authority localhost) against the plugin
+smoke: build bench-tools
+	$(BENCH)/loadgen smoke --plugin $(BUILD)/sgxdevplugin
+
+smoke-asan: build-asan bench-tools
+	$(SAN_ENV) $(BENCH)/loadgen smoke --plugin $(ASAN)/sgxdevplugin
+
+# benchmarks: not part of check (numbers, not pass/fail); results in BENCHMARKS.md
+bench: deps bench-deps
+	BUILD=$(BUILD) STATIC_BUILD=$(STATIC) BENCH_OUT=$(BENCH) sh bench/run.sh
+
+check: unit integration smoke check-asan smoke-asan integration-static image-test
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(STATIC)
+	rm -rf $(BUILD) $(ASAN) $(STATIC) $(BENCH)

@@ -74,19 +74,23 @@ static void on_retry(struct loop_source *s, void *userdata) {
         (void) send_register(r);
 }
 
-static void schedule_retry(struct reg *r, const char *why) {
+static void schedule_retry(struct reg *r, const char *why, int err) {
         uint64_t delay = r->backoff_usec;
         int q;
 
+        if (r->attempt == 0 && err == -ECONNREFUSED)
+                delay = REG_REFUSED_RETRY_USEC; /* the backoff starts with the next failure */
+        else
+                r->backoff_usec =
+                        delay * 2 > REG_BACKOFF_MAX_USEC ? REG_BACKOFF_MAX_USEC : delay * 2;
         r->attempt++;
-        r->backoff_usec = delay * 2 > REG_BACKOFF_MAX_USEC ? REG_BACKOFF_MAX_USEC : delay * 2;
         if (!r->retry && (q = loop_add_timer(r->loop, on_retry, r, &r->retry)) < 0) {
                 log_error(r->resource, r->kubelet_sock,
                           "register failed: %s; cannot schedule a retry: %s", why, strerror(-q));
                 return;
         }
         loop_timer_arm(r->retry, delay, 0);
-        log_warn(r->resource, r->kubelet_sock, "register failed (attempt %u): %s, retrying in %.1f s",
+        log_warn(r->resource, r->kubelet_sock, "register failed (attempt %u): %s, retrying in %.3g s",
                  r->attempt, why, (double) delay / 1e6);
 }
 
@@ -98,13 +102,13 @@ static void on_register_done(int err, enum grpc_status status, const char *messa
         r->call = NULL;
         if (err < 0) {
                 snprintf(why, sizeof(why), "%s", strerror(-err));
-                schedule_retry(r, why);
+                schedule_retry(r, why, err);
                 return;
         }
         if (status != GRPC_STATUS_OK) {
                 snprintf(why, sizeof(why), "kubelet answered %s: %s", grpc_status_name(status),
                          message ? message : "");
-                schedule_retry(r, why);
+                schedule_retry(r, why, 0);
                 return;
         }
         r->registered = true;
@@ -131,7 +135,7 @@ static int send_register(struct reg *r) {
         len = v1beta1__register_request__get_packed_size(&req);
         buf = malloc(len ? len : 1);
         if (!buf) {
-                schedule_retry(r, "out of memory");
+                schedule_retry(r, "out of memory", -ENOMEM);
                 return -ENOMEM;
         }
         v1beta1__register_request__pack(&req, buf);
@@ -140,7 +144,7 @@ static int send_register(struct reg *r) {
         free(buf);
         if (q < 0) {
                 r->call = NULL;
-                schedule_retry(r, strerror(-q));
+                schedule_retry(r, strerror(-q), q);
                 return q;
         }
         log_debug(r->resource, r->kubelet_sock, "register sent, endpoint %s", r->endpoint);
