@@ -201,7 +201,7 @@ class FakeKubelet:
         if server is not None:
             server.stop(0).wait(5)
         for reg in regs:
-            if reg.thread is not None:
+            if reg.thread is not None and reg.thread.ident is not None:  # started
                 reg.thread.join(5)
         try:
             os.unlink(self.socket)
