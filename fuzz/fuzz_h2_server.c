@@ -208,7 +208,8 @@ static void make_node(struct discovery *d, bool present) {
         d->dcap_provision.minor = 126;
 }
 
-static void on_stream_ended(struct dp_service *s, size_t remaining, void *userdata) {
+static void on_stream_ended(struct dp_service *s, size_t remaining, uint64_t opened_usec,
+                            void *userdata) {
         unsigned *n_ended = userdata;
 
         (*n_ended)++;

@@ -24,6 +24,7 @@
 #include "discovery.h"
 #include "grpc_server.h"
 #include "log.h"
+#include "loop.h"
 
 #define HEALTHY "Healthy"
 #define UNHEALTHY "Unhealthy"
@@ -654,6 +655,7 @@ out_free_request:
 struct stream {
         struct grpc_call *call;
         uint64_t sent_gen; /* the broadcast generation this stream last got */
+        uint64_t opened_usec; /* loop_now_usec() when the kubelet opened it */
 };
 
 /* One encoded list, cached per health. */
@@ -787,14 +789,17 @@ static int add_stream(struct dp_service *s, struct grpc_call *call) {
                 s->streams = a;
                 s->n_alloc = n;
         }
-        s->streams[s->n_streams++] = (struct stream){.call = call, .sent_gen = s->gen};
+        s->streams[s->n_streams++] =
+                (struct stream){.call = call, .sent_gen = s->gen, .opened_usec = loop_now_usec()};
         return 0;
 }
 
-static bool remove_stream(struct dp_service *s, struct grpc_call *call) {
+/* Removes |call|'s stream; returns true and sets *ret_opened_usec if it was one. */
+static bool remove_stream(struct dp_service *s, struct grpc_call *call, uint64_t *ret_opened_usec) {
         for (size_t i = 0; i < s->n_streams; i++) {
                 if (s->streams[i].call != call)
                         continue;
+                *ret_opened_usec = s->streams[i].opened_usec;
                 memmove(&s->streams[i], &s->streams[i + 1],
                         (s->n_streams - i - 1) * sizeof(*s->streams));
                 s->n_streams--;
@@ -930,12 +935,14 @@ static void on_call_closed(struct grpc_call *call, bool by_peer, void *userdata)
 
         if (grpc_call_get_userdata(call) != s)
                 return; /* a unary call */
-        if (!remove_stream(s, call))
+        uint64_t opened_usec;
+
+        if (!remove_stream(s, call, &opened_usec))
                 return;
         log_debug(s->resource, s->socket_path, "ListAndWatch ended by %s, %zu stream(s) left",
                   by_peer ? "the kubelet" : "us", s->n_streams);
         if (by_peer && s->on_stream_ended)
-                s->on_stream_ended(s, s->n_streams, s->userdata);
+                s->on_stream_ended(s, s->n_streams, opened_usec, s->userdata);
 }
 
 static int listen_socket(struct dp_service *s, struct grpc_server **ret) {

@@ -85,9 +85,11 @@ enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum dp_kind k,
 struct dp_service;
 
 /*
- * The kubelet ended one of our ListAndWatch streams; |remaining| streams stay open.
+ * The kubelet ended one of our ListAndWatch streams, opened at |opened_usec| (loop_now_usec());
+ * |remaining| streams stay open.
  */
-typedef void (*dp_stream_ended_fn)(struct dp_service *s, size_t remaining, void *userdata);
+typedef void (*dp_stream_ended_fn)(struct dp_service *s, size_t remaining, uint64_t opened_usec,
+                                   void *userdata);
 
 /*
  * Creates the service for |k| and binds its socket |socket_path| (DIR/sgxdevplugin-<kind>.sock),

@@ -47,6 +47,8 @@ struct resource {
         char socket_path[PATH_MAX];  /* DIR/sgxdevplugin-dcap.sock */
         struct dp_service *svc;      /* NULL while the kubelet dir does not exist */
         struct reg *reg;
+        uint64_t reg_started_usec;   /* when the current registration started */
+        bool dropped_while_pending;  /* its stream ended before Register was answered */
         struct plugin *plugin;       /* back pointer, borrowed */
 };
 
@@ -84,6 +86,7 @@ struct plugin {
 };
 
 static void resync(struct plugin *p);
+static void drain_inotify(struct plugin *p);
 
 /* ---- watches ---- */
 
@@ -208,25 +211,55 @@ static void sync_devices(struct plugin *p) {
 
 /* ---- kubelet ---- */
 
-static void on_stream_ended(struct dp_service *s, size_t remaining, void *userdata) {
+/* Starts (or restarts) the registration of |res| with the kubelet that is up now. */
+static void register_resource(struct resource *res) {
+        res->reg_started_usec = loop_now_usec();
+        res->dropped_while_pending = false;
+        reg_start(res->reg);
+}
+
+static void on_stream_ended(struct dp_service *s, size_t remaining, uint64_t opened_usec,
+                            void *userdata) {
         struct resource *res = userdata;
         struct plugin *p = res->plugin;
         struct stat st;
 
-        if (remaining > 0 || !p->kubelet_up || !reg_is_registered(res->reg))
+        /* only the stream of our current registration matters, and only when it was the last */
+        if (remaining > 0 || !p->kubelet_up || opened_usec < res->reg_started_usec)
                 return;
-        /* the kubelet dropped our current registration while it is still up: register again */
-        if (stat(p->kubelet_sock, &st) == 0 && st.st_dev == p->k_dev && st.st_ino == p->k_ino) {
-                log_warn(res->name, p->kubelet_sock,
-                         "kubelet ended the ListAndWatch stream while still up, registering again");
-                reg_start(res->reg);
+        /*
+         * A kubelet restart shows as its streams ending too. If kubelet.sock was removed since
+         * the last look, a new kubelet (perhaps with the old inode number) is coming: leave it
+         * to a resync, which we bring forward since the events it needs were just read.
+         */
+        drain_inotify(p);
+        if (p->kubelet_removed) {
+                loop_timer_arm(p->rescan, 1, PLUGIN_RESCAN_USEC);
+                return;
         }
+        if (stat(p->kubelet_sock, &st) < 0 || st.st_dev != p->k_dev || st.st_ino != p->k_ino)
+                return; /* a new kubelet: the resync registers with it */
+        if (!reg_is_registered(res->reg)) {
+                /* the kubelet may open and drop the stream before it answers Register */
+                res->dropped_while_pending = true;
+                return;
+        }
+        log_warn(res->name, p->kubelet_sock,
+                 "kubelet ended the ListAndWatch stream while still up, registering again");
+        register_resource(res);
 }
 
 static void on_registered(struct reg *r, void *userdata) {
         struct resource *res = userdata;
         struct plugin *p = res->plugin;
 
+        if (res->dropped_while_pending) {
+                log_warn(res->name, p->kubelet_sock,
+                         "kubelet ended the ListAndWatch stream before answering Register, "
+                         "registering again");
+                register_resource(res);
+                return;
+        }
         if (!p->timing_pending)
                 return;
         for (size_t i = 0; i < p->n_res; i++)
@@ -299,7 +332,7 @@ static void sync_kubelet(struct plugin *p) {
                 p->timing_pending = true;
                 sync_sockets(p, true);
                 for (size_t i = 0; i < p->n_res; i++)
-                        reg_start(p->res[i].reg);
+                        register_resource(&p->res[i]);
                 return;
         }
         if (p->kubelet_up) {

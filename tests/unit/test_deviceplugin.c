@@ -1180,7 +1180,8 @@ struct fixture {
         struct dp_service *ended_svc;
 };
 
-static void on_stream_ended(struct dp_service *s, size_t remaining, void *userdata) {
+static void on_stream_ended(struct dp_service *s, size_t remaining, uint64_t opened_usec,
+                            void *userdata) {
         struct fixture *f = userdata;
 
         f->n_ended++;
