@@ -186,8 +186,7 @@ def run_load(nd, allocates, restarts, hotplugs, timeout):
     return a
 
 
-# 01_01: 100,000 Allocates, 200 kubelet restarts, 200 hotplugs: afterwards the daemon answers,
-# its descriptors and memory are back to their warm-up baseline, and no registration was lost
+# 01_01: 100,000 Allocates, 200 restarts, 200 hotplugs: still serving, fds and RSS back, none lost
 def test_01_01_soak(node, request):
     nd = node("dcap_ias", ["--max-pods", str(MAX_PODS), "--log-level", "warn"])
     k = nd.kubelet
@@ -228,8 +227,9 @@ def test_01_01_soak(node, request):
     rss = rss_kb(pid)
     figure(request, "VmRSS %d KiB after warm-up, %d KiB after the soak (%+d KiB); %d fds",
            rss_base, rss, rss - rss_base, len(fd_base))
-    assert rss <= rss_base + RSS_TOLERANCE_KB, \
-        "VmRSS grew from %d to %d KiB (tolerance %d KiB)" % (rss_base, rss, RSS_TOLERANCE_KB)
+    if not sdp.SANITIZED:  # ASan's quarantine and shadow memory say nothing about ours
+        assert rss <= rss_base + RSS_TOLERANCE_KB, \
+            "VmRSS grew from %d to %d KiB (tolerance %d KiB)" % (rss_base, rss, RSS_TOLERANCE_KB)
 
     # Nothing went wrong enough for an error line.
     errs = [l for l in nd.daemon.lines() if l.get("level") == "error" or "raw" in l]

@@ -46,10 +46,10 @@ def linger0(s):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-# 02_01: the kubelet directory removed and recreated, 10 times each way (kubelet stopped first;
-# removed under a running kubelet; recreated empty, kubelet.sock only later): every time the
-# daemon re-creates its sockets and registers once with the new kubelet; no descriptor leaks
+# 02_01: the kubelet dir removed and recreated 30 times, 3 ways: sockets back, registered once
 def test_02_01_kubelet_dir_removed_and_recreated(node):
+    """Kubelet stopped first; dir removed under a running kubelet; dir recreated empty and
+    watched before kubelet.sock comes. No descriptor leaks."""
     nd = node("inkernel")
     k = nd.kubelet
     fd_base = warm_up(nd)
@@ -76,10 +76,10 @@ def test_02_01_kubelet_dir_removed_and_recreated(node):
     wait_fds(nd.daemon.proc.pid, fd_base, T(10), "descriptors after 30 removals of the dir")
 
 
-# 02_02: --dev-root missing at start: nothing advertised and Allocate refused; once it appears
-# (made in place, or built aside and renamed in as a mount would) the devices are advertised;
-# removed and back again 10 times, the slots turn Unhealthy and Healthy each time
+# 02_02: --dev-root missing at start, then appearing, going and coming back: health follows
 def test_02_02_dev_root_missing_at_start(node, workdir):
+    """Nothing advertised and Allocate refused while it never existed; made in place or built
+    aside and renamed in (as a mount would); removed and back again 10 times."""
     nd = node(None, ["--max-pods", "110"])
     k = nd.kubelet
     fd_base = warm_up(nd)
@@ -108,9 +108,9 @@ def test_02_02_dev_root_missing_at_start(node, workdir):
     wait_fds(nd.daemon.proc.pid, fd_base, T(10), "descriptors after the dev root came and went")
 
 
-# 02_03: the kubelet ends ListAndWatch streams (it dropped the plugin), one resource at a time
-# and all at once, 20 times: each time exactly that resource registers again and lists
+# 02_03: the kubelet ends ListAndWatch streams 20 times: exactly those resources register again
 def test_02_03_kubelet_ends_streams(node):
+    """One resource at a time, and every fifth round all three at once."""
     nd = node("dcap_ias")
     nd.allow_reregister = True
     k = nd.kubelet
@@ -147,10 +147,11 @@ def stalled_listandwatch(path, close_at_once, rst):
     c.close()
 
 
-# 02_04: SIGPIPE from clients: 40 clients ask for ListAndWatch of 100,000 slots (2 MB) and close
-# at once or mid-answer, with a reset or not, and 20 close with 50 unanswered Allocates queued:
-# the daemon survives, the kubelet's streams go on, and no descriptor is left behind
+# 02_04: SIGPIPE from clients closing mid-answer (2 MB lists, queued Allocates): daemon unharmed
 def test_02_04_clients_close_while_we_write(node):
+    """40 clients ask for ListAndWatch of 100,000 slots and close at once or mid-answer, with
+    a reset or not; 20 close with 50 unanswered Allocates queued. The kubelet's streams go on
+    and no descriptor is left behind."""
     nd = node("inkernel", ["--max-pods", "100000"])
     fd_base = warm_up(nd)
     for i in range(40):
@@ -211,8 +212,7 @@ class ResettingKubelet:
         os.unlink(self.path)
 
 
-# 02_05: SIGPIPE from the kubelet: a kubelet.sock that resets every connection while the daemon
-# writes its Register; the daemon survives, retries, and registers once a real kubelet comes
+# 02_05: SIGPIPE from a kubelet.sock that resets us mid-Register: retried, registered later
 def test_02_05_kubelet_resets_while_we_write(node):
     nd = node("inkernel", kubelet=False)
     os.makedirs(nd.kdir, exist_ok=True)
@@ -229,8 +229,7 @@ def test_02_05_kubelet_resets_while_we_write(node):
     allocate_ok(nd, "dcap")
 
 
-# 02_06: SIGPIPE from the log: the reader of the daemon's stderr goes away; the daemon's log
-# writes fail and it goes on serving (hotplugs, Allocates) and exits 0 on SIGTERM
+# 02_06: SIGPIPE from the log: stderr's reader goes away; the daemon serves on and exits 0
 def test_02_06_log_reader_goes_away(devtree, workdir, binary):
     dev = devtree("inkernel")
     k = FakeKubelet(os.path.join(workdir, "k"), dial_timeout=T(5))
@@ -259,10 +258,10 @@ def test_02_06_log_reader_goes_away(devtree, workdir, binary):
     assert rc == 0, "exit code %r after SIGTERM" % rc
 
 
-# 02_07: a client that asks for ListAndWatch and never reads (its window and socket buffer
-# full) while 40 hotplugs push 2 MB lists at it: everyone else is served at once, and the
-# daemon's memory does not grow with the updates queued for it (only the newest list matters)
+# 02_07: clients that never read while 40 hotplugs push 2 MB lists: others served, RSS flat
 def test_02_07_client_never_reads(node, request):
+    """Their windows and socket buffers are full; only the newest list is worth keeping for
+    them, so the daemon's memory must not grow with the updates."""
     nd = node("dcap_ias", ["--max-pods", "100000"])
     k = nd.kubelet
     pid = nd.daemon.proc.pid
@@ -301,8 +300,9 @@ def test_02_07_client_never_reads(node, request):
     list_kb = 2200  # one encoded list of 100,000 slots: about 2.2 MB
     figure(request, "VmRSS %d KiB after 4 updates to 2 stalled streams, %d KiB after 40 more "
            "(%+d KiB)", rss0, rss1, rss1 - rss0)
-    assert rss1 - rss0 < list_kb, \
-        "VmRSS grew by %d KiB over 40 updates nobody read" % (rss1 - rss0)
+    if not sdp.SANITIZED:  # ASan's quarantine and shadow memory say nothing about ours
+        assert rss1 - rss0 < list_kb, \
+            "VmRSS grew by %d KiB over 40 updates nobody read" % (rss1 - rss0)
     wait_fds(pid, fd_base, T(10), "descriptors after the stalled clients left")
 
 
@@ -320,10 +320,10 @@ def frozen(nd):
     return Frozen()
 
 
-# 02_08: a kubelet restart the daemon sleeps through, which leaves kubelet.sock with the inode
-# number it had before (the filesystem reuses it): the daemon still sees a new kubelet, re-binds
-# its sockets and registers every resource once
+# 02_08: a restart slept through (SIGSTOP) that reuses kubelet.sock's inode: registered again
 def test_02_08_restart_reusing_kubelet_sock_inode(node):
+    """The filesystem gives the new kubelet.sock the old inode number: only the event that
+    removed the old one tells the daemon it is a new kubelet."""
     nd = node("inkernel")
     k = nd.kubelet
     fd_base = warm_up(nd)
@@ -344,10 +344,10 @@ def test_02_08_restart_reusing_kubelet_sock_inode(node):
     wait_fds(nd.daemon.proc.pid, fd_base, T(10), "descriptors after the restarts")
 
 
-# 02_09: the kubelet dir removed and recreated with a new kubelet.sock while the daemon sleeps:
-# the old dir, pinned by our bound sockets, sends no IN_DELETE_SELF; the daemon still sees the
-# new dir and kubelet at once (not at the next 30 s rescan) and registers every resource once
+# 02_09: the kubelet dir recreated while the daemon slept: seen at once, registered again
 def test_02_09_kubelet_dir_recreated_while_asleep(node):
+    """The old dir, pinned by our bound sockets, sends no IN_DELETE_SELF; the daemon must
+    still see the new one at once, not at the next 30 s rescan."""
     nd = node("inkernel")
     k = nd.kubelet
     fd_base = warm_up(nd)
