@@ -48,6 +48,7 @@ def served(node):
         assert w.ended is None, "a bystander's ListAndWatch stream ended: %s" % (w.ended,)
         nd.dev.remove("sgx_enclave")
         w.wait(sdp.all_health(110, "Unhealthy"), T(1), "a change to reach the bystander")
+        nd.wait_devices(DCAP, 0, 110, timeout=T(1))
         ids = sorted(nd.kubelet.devices(DCAP))[:1]
         with pytest.raises(grpc.RpcError):
             nd.kubelet.allocate(DCAP, ids)
