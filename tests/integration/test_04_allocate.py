@@ -203,7 +203,14 @@ def test_04_11_device_moves(node):
     nd.dev.remove("sgx_enclave")
     nd.dev.remove("sgx_provision")
     nd.dev.apply("dcapdriver")
-    sdp.poll(lambda: specs(nd.kubelet.allocate(DCAP, first_ids(nd, DCAP))) == DRIVER, T(2),
-             "Allocate to follow the nodes to sgx/")
+
+    def moved():
+        try:
+            return specs(nd.kubelet.allocate(DCAP, first_ids(nd, DCAP))) == DRIVER
+        except grpc.RpcError as e:  # the moment in between, when no device is there
+            assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e
+            return False
+
+    sdp.poll(moved, T(2), "Allocate to follow the nodes to sgx/")
     nd.wait_devices(DCAP, 110, 110)
 
