@@ -2,7 +2,8 @@
 #   make demo   installs what is missing, builds, runs the daemon against a simulated SGX node
 #   make check  installs what is missing, builds, runs every test:
 #               unit + integration (dynamic build), again under ASan+UBSan, the static binary's
-#               integration run, the container image under podman
+#               integration run, the container image under podman, soak and fault tests, the
+#               integration suite once under valgrind memcheck
 PY      := /usr/bin/python3
 BUILD   := build
 ASAN    := build-asan
@@ -12,7 +13,7 @@ PYTEST  := $(PY) -m pytest -q -p no:cacheprovider
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps image-deps bench-deps build build-asan build-static bench-tools demo check unit \
-	integration check-asan integration-static image-test smoke smoke-asan bench clean
+	integration check-asan integration-static image-test smoke smoke-asan soak valgrind bench clean
 
 all: build
 
@@ -63,6 +64,14 @@ integration-static: build-static
 image-test: build build-static image-deps
 	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin SGXDEVPLUGIN_STATIC=$(STATIC)/sgxdevplugin $(PYTEST) tests/image
 
+# 100,000 Allocates, 200 kubelet restarts, 200 hotplugs; fds and RSS back to baseline; faults
+soak: build
+	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin $(PYTEST) tests/soak
+
+valgrind: build
+	@sh tools/install-deps.sh valgrind
+	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin sh tools/valgrind-integration.sh
+
 bench-tools: deps bench-deps
 	sh bench/build.sh $(BENCH)
 
@@ -77,7 +86,7 @@ smoke-asan: build-asan bench-tools
 bench: deps bench-deps
 	BUILD=$(BUILD) STATIC_BUILD=$(STATIC) BENCH_OUT=$(BENCH) sh bench/run.sh
 
-check: unit integration smoke check-asan smoke-asan integration-static image-test
+check: unit integration soak smoke check-asan smoke-asan integration-static image-test valgrind
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(STATIC) $(BENCH)
