@@ -221,8 +221,11 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
         if (stream_id != c->stream_id || c->err < 0 || c->over || c->http_status != 200)
                 return 0;
         r = grpc_deframer_feed(&c->deframer, data, len, on_message, c);
+        if (r == -EMSGSIZE)
+                log_debug(NULL, c->socket_path, "call %s: response message over %u bytes",
+                          c->method, MAX_RECV_MSG);
         if (r < 0)
-                c->err = r;
+                c->err = r == -ENOMEM ? r : -EPROTO; /* grpc_client.h: a malformed answer */
         return 0;
 }
 

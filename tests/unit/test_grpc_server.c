@@ -1351,6 +1351,24 @@ static void test_grpc_client_cancel(void) {
         teardown();
 }
 
+/* Found by fuzz/fuzz_h2_client: an answer over the client's 4 MiB limit was reported as
+ * -EMSGSIZE, which grpc_client.h does not promise; it is a malformed answer: -EPROTO. */
+static void test_grpc_client_fuzz_oversized_answer_eproto(void) {
+        size_t huge = 5u * 1024 * 1024;
+        uint8_t *m = calloc(1, huge);
+        struct result r;
+
+        setup();
+        fx.server = grpc_server_free(fx.server);
+        fx.max_recv_msg = 8u * 1024 * 1024; /* the server takes it, and echoes it back */
+        CHECK_INT(server_start(), 0);
+        call(&r, M_ECHO, m, huge, NULL);
+        CHECK_INT(r.err, -EPROTO);
+        CHECK_INT(fx.n_handled, 1);
+        free(m);
+        teardown();
+}
+
 int main(void) {
         if (getenv("TEST_DEBUG"))
                 log_setup(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
@@ -1388,5 +1406,6 @@ int main(void) {
         RUN(test_grpc_client_timeout);
         RUN(test_grpc_client_cancel);
         RUN(test_grpc_server_fuzz_path_with_nul);
+        RUN(test_grpc_client_fuzz_oversized_answer_eproto);
         return unit_done();
 }
