@@ -11,6 +11,9 @@ Seeds are real requests:
                   protocol) sends for each v1beta1 call, captured on a unix socket, and requests
                   crafted with python3-h2 for what grpcio never sends (oversized prefix, bad
                   content-type, compression, two messages, deadlines, RST_STREAM, HTTP/1.1...)
+  fuzz_h2_client  the bytes grpcio's server sends answering a Register (OK, an error status,
+                  an unknown method), captured, and answers crafted with python3-h2 (trailers-only,
+                  oversized prefix, two messages, bad :status or grpc-status, RST_STREAM, GOAWAY)
   fuzz_handlers   AllocateRequest / PreferredAllocationRequest / PreStartContainerRequest bytes
                   encoded by python3-protobuf, behind the 2-byte header fuzz_handlers.c reads
   fuzz_deframer   framed message streams behind fuzz_deframer.c's header
@@ -310,6 +313,138 @@ def h2_seeds(pb, pb_grpc, tmp, seen):
     write("fuzz_h2_server", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", seen)
 
 
+# ---- answers to our Register client ----
+
+REGISTER = "/v1beta1.Registration/Register"
+
+
+def h2_client_request(pb, path=REGISTER):
+    """The bytes of a client sending one RegisterRequest, as grpc_client.c does."""
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                             header_encoding="utf-8"))
+    c.initiate_connection()
+    body = grpc_frame(pb.RegisterRequest(version="v1beta1", endpoint="sgxdevplugin-dcap.sock",
+                                         resource_name="sgx.k8s.io/dcap").SerializeToString())
+    c.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", path),
+                       (":authority", "localhost"), ("content-type", "application/grpc"),
+                       ("te", "trailers")])
+    c.send_data(1, body, end_stream=True)
+    return c.data_to_send()
+
+
+def capture_answer(pb, tmp, behaviour, path=REGISTER):
+    """What grpcio's server sends back to one Register on a unix socket, until it is quiet for
+    0.3 s. |behaviour| is "ok" or "error"."""
+    import grpc
+    from concurrent import futures
+
+    def register(request, context):
+        if behaviour == "error":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "unsupported version \"v0\": 100% wrong\nretry")
+        return pb.Empty()
+
+    sock_path = os.path.join(tmp, "kubelet.sock")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "v1beta1.Registration", {"Register": grpc.unary_unary_rpc_method_handler(
+            register, request_deserializer=pb.RegisterRequest.FromString,
+            response_serializer=pb.Empty.SerializeToString)}),))
+    server.add_insecure_port("unix:" + sock_path)
+    server.start()
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock_path)
+        s.sendall(h2_client_request(pb, path))
+        s.settimeout(0.3)
+        got = bytearray()
+        while True:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                break
+            if not d:
+                break
+            got.extend(d)
+        s.close()
+        return bytes(got)
+    finally:
+        server.stop(0)
+
+
+def client_seeds(pb, tmp, seen):
+    for behaviour, path in (("ok", REGISTER), ("error", REGISTER),
+                            ("ok", "/v1beta1.Registration/Nope")):
+        data = capture_answer(pb, tmp, behaviour, path)
+        if data:
+            write("fuzz_h2_client", data, seen)
+        else:
+            print("warning: nothing captured from grpcio's server", file=sys.stderr)
+
+    empty = grpc_frame(pb.Empty().SerializeToString())
+    ok_headers = [(":status", "200"), ("content-type", "application/grpc")]
+
+    def server():
+        srv = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8", validate_outbound_headers=False,
+            normalize_outbound_headers=False, validate_inbound_headers=False))
+        srv.initiate_connection()
+        srv.receive_data(h2_client_request(pb))
+        return srv
+
+    def answer(headers=ok_headers, body=None, trailers=(("grpc-status", "0"),), split=None):
+        srv = server()
+        out = srv.data_to_send()
+        srv.send_headers(1, list(headers), end_stream=body is None and not trailers)
+        if body is not None:
+            parts = [body[i:i + split] for i in range(0, len(body), split)] if split else [body]
+            for part in parts:
+                srv.send_data(1, part)
+        if trailers:
+            srv.send_headers(1, list(trailers), end_stream=True)
+        return out + srv.data_to_send()
+
+    cases = [
+        answer(body=empty),
+        answer(body=empty, split=2),
+        answer(body=empty, trailers=(("grpc-status", "0"), ("grpc-message", "fine%20thanks"))),
+        # Trailers-only error, with a percent-encoded message (some of it broken).
+        answer(headers=ok_headers + [("grpc-status", "3"),
+                                     ("grpc-message", "bad%20version%zz%4")], trailers=()),
+        answer(body=grpc_frame(b"", length=5 * 1024 * 1024), trailers=()),
+        answer(body=empty + empty),
+        answer(body=grpc_frame(b"\x00", compressed=True)),
+        answer(body=empty, trailers=()),  # no grpc-status, stream not ended
+        answer(headers=[(":status", "503")], trailers=(("grpc-status", "14"),)),
+        answer(body=empty, trailers=(("grpc-status", "x1"),)),
+        answer(body=empty, trailers=(("grpc-status", "99999"),)),
+        answer(body=empty[:3], trailers=(("grpc-status", "0"),)),
+    ]
+    # RST_STREAM instead of an answer; GOAWAY; an answer and then the client cancels; a server
+    # that stops reading; a hang-up in the middle of the answer.
+    srv = server()
+    srv.reset_stream(1, error_code=7)
+    cases.append(srv.data_to_send())
+    srv = server()
+    srv.close_connection(error_code=2)
+    cases.append(srv.data_to_send())
+    srv = server()
+    srv.send_headers(1, ok_headers)
+    cases.append(srv.data_to_send() + harness(0x08) + harness(0x02))
+    srv = server()
+    srv.send_headers(1, ok_headers)
+    srv.send_data(1, empty[:2])
+    cases.append(srv.data_to_send() + harness(0x01))
+    srv = server()
+    out = srv.data_to_send() + harness(FLIP_GLUE)
+    srv.send_headers(1, ok_headers)
+    srv.send_data(1, empty)
+    srv.send_headers(1, [("grpc-status", "0")], end_stream=True)
+    cases.append(out + srv.data_to_send() + harness(FLIP_GLUE))
+    for data in cases:
+        write("fuzz_h2_client", data, seen)
+
+
 # ---- handlers ----
 
 def handler_seeds(pb, seen):
@@ -391,13 +526,15 @@ def cli_seeds(seen):
 
 
 def main():
-    targets = ("fuzz_h2_server", "fuzz_handlers", "fuzz_deframer", "fuzz_frame_misc", "fuzz_cli")
+    targets = ("fuzz_h2_server", "fuzz_h2_client", "fuzz_handlers", "fuzz_deframer",
+               "fuzz_frame_misc", "fuzz_cli")
     tmp = tempfile.mkdtemp(prefix="fuzz-gen-")
     # Written aside first; the corpus is replaced only when every seed was made.
     seen = {"_out": os.path.join(tmp, "corpus")}
     try:
         pb, pb_grpc = load_api(tmp)
         h2_seeds(pb, pb_grpc, tmp, seen)
+        client_seeds(pb, tmp, seen)
         handler_seeds(pb, seen)
         deframer_seeds(seen)
         misc_seeds(seen)

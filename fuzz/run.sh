@@ -3,16 +3,17 @@
 # needed, and runs each one for SECONDS (default 30) on a scratch copy of its seed corpus
 # (fuzz/corpus/<target>/ is never grown). Exits non-zero if any target finds a crash, a leak, a
 # timeout or an out-of-memory, printing the sanitizer report and the reproducer's path. The last
-# line is the summary: "fuzz: 5 targets, 0 crashes". `make fuzz` runs this.
+# line is the summary: "fuzz: 6 targets, 0 crashes". `make fuzz` runs this.
 #
-# Environment: BUILD (default build-fuzz), FUZZ_TARGETS (default: all five, space-separated),
-# FUZZ_ARGS (extra libFuzzer flags, e.g. "-jobs=2"). Reproducers are kept in $BUILD/fuzz-artifacts/.
+# Environment: BUILD (default build-fuzz), FUZZ_TARGETS (default: all six, space-separated),
+# FUZZ_ARGS (extra libFuzzer flags, e.g. "-seed=1"). Reproducers are kept in $BUILD/fuzz-artifacts/.
 set -eu
 
 SECONDS_PER_TARGET=${1:-30}
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-fuzz}
-TARGETS=${FUZZ_TARGETS:-"fuzz_h2_server fuzz_deframer fuzz_frame_misc fuzz_handlers fuzz_cli"}
+TARGETS=${FUZZ_TARGETS:-"fuzz_h2_server fuzz_h2_client fuzz_deframer fuzz_frame_misc fuzz_handlers
+fuzz_cli"}
 
 case "$SECONDS_PER_TARGET" in
 ''|*[!0-9]*) echo "usage: fuzz/run.sh [SECONDS]" >&2; exit 2 ;;
@@ -63,7 +64,7 @@ for t in $TARGETS; do
         fi
         case "$t" in
         # Room for a burst of frames read at once (more than one 16 KiB read).
-        fuzz_h2_server) extra="$extra -max_len=40000" ;;
+        fuzz_h2_server | fuzz_h2_client) extra="$extra -max_len=40000" ;;
         esac
         log="$artifacts/$t/last-run.log"
         set +e
@@ -75,7 +76,8 @@ for t in $TARGETS; do
         rc=$?
         set -e
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-        cov=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
+        cov=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 |
+                sed -n 's/.*cov: \([0-9]*\).*/\1/p')
         if [ "$rc" -ne 0 ]; then
                 crashes=$((crashes + 1))
                 echo "fuzz: $t FAILED (exit $rc) after ${runs:-?} runs; report:"
