@@ -299,6 +299,15 @@ def h2_seeds(pb, pb_grpc, tmp, seen):
     req(c, "Allocate", grpc_frame(b"\x0a\xff\xff\xff\xff\x0f"))
     cases.append(c.data_to_send())
 
+    # Paths holding a NUL (found by fuzzing: test_grpc_server_fuzz_path_with_nul).
+    c = conn()
+    for path in ("\0", "\0/v1beta1.DevicePlugin/Allocate", "/v1beta1.DevicePlugin/Allocate\0"):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", path),
+                             (":authority", "localhost"), ("content-type", "application/grpc")])
+        c.send_data(sid, a, end_stream=True)
+    cases.append(c.data_to_send())
+
     # The client ends the request with RST_STREAM before the message is complete.
     c = conn()
     sid = req(c, "Allocate", a[:7], end=False)
