@@ -3,17 +3,19 @@
 #   make check  installs what is missing, builds, runs every test:
 #               unit + integration (dynamic build), again under ASan+UBSan, the static binary's
 #               integration run, the container image under podman, soak and fault tests, the
-#               integration suite once under valgrind memcheck
+#               integration suite once under valgrind memcheck, each fuzz target for 30 s
 PY      := /usr/bin/python3
 BUILD   := build
 ASAN    := build-asan
 STATIC  := build-static
 BENCH   := build-bench
+FUZZ_SECONDS ?= 30
 PYTEST  := $(PY) -m pytest -q -p no:cacheprovider
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps image-deps bench-deps build build-asan build-static bench-tools demo check unit \
-	integration check-asan integration-static image-test smoke smoke-asan soak valgrind bench clean
+	integration check-asan integration-static image-test smoke smoke-asan soak valgrind fuzz bench \
+	clean
 
 all: build
 
@@ -72,6 +74,11 @@ valgrind: build
 	@sh tools/install-deps.sh valgrind
 	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin sh tools/valgrind-integration.sh
 
+# every libFuzzer target (ASan+UBSan) for FUZZ_SECONDS each, on a scratch copy of fuzz/corpus
+fuzz: deps
+	@sh tools/install-deps.sh clang libclang-rt-14-dev
+	sh fuzz/run.sh $(FUZZ_SECONDS)
+
 bench-tools: deps bench-deps
 	sh bench/build.sh $(BENCH)
 
@@ -86,7 +93,7 @@ smoke-asan: build-asan bench-tools
 bench: deps bench-deps
 	BUILD=$(BUILD) STATIC_BUILD=$(STATIC) BENCH_OUT=$(BENCH) sh bench/run.sh
 
-check: unit integration soak smoke check-asan smoke-asan integration-static image-test valgrind
+check: unit integration soak smoke check-asan smoke-asan integration-static image-test valgrind fuzz
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(STATIC) $(BENCH)
+	rm -rf $(BUILD) $(ASAN) $(STATIC) $(BENCH) build-fuzz
