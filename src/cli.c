@@ -74,7 +74,10 @@ static enum cli_command sub_command_from_string(const char *s) {
 static int fail(char *err, size_t errsz, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-/* Writes one line into |err| and returns -EINVAL. */
+/*
+ * Writes one line into |err| and returns -EINVAL. Values are echoed as given, so control bytes
+ * in them (a newline, a terminal escape) become '?': the error stays one printable line.
+ */
 static int fail(char *err, size_t errsz, const char *fmt, ...) {
         va_list ap;
 
@@ -82,6 +85,9 @@ static int fail(char *err, size_t errsz, const char *fmt, ...) {
                 va_start(ap, fmt);
                 vsnprintf(err, errsz, fmt, ap);
                 va_end(ap);
+                for (char *c = err; *c; c++)
+                        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                                *c = '?';
         }
         return -EINVAL;
 }

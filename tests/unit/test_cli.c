@@ -563,8 +563,19 @@ static void test_cli_usage_lists_every_flag(void) {
         free(text);
 }
 
+/* A value holding a newline or other control bytes still makes a one-line error. */
+static void test_cli_error_with_control_bytes_is_one_line(void) {
+        struct cli_options o;
+
+        check_error("--max-pods: ", parse(&o, "--max-pods", "1\n2", NULL));
+        check_error("--log-format: ", parse(&o, "--log-format=te\rxt\n", NULL));
+        check_error("'a?[2Jb'", parse(&o, "a\x1b[2Jb", NULL));
+        CHECK(strchr(errbuf, 0x1b) == NULL);
+}
+
 int main(void) {
         RUN(test_cli_defaults);
+        RUN(test_cli_error_with_control_bytes_is_one_line);
         RUN(test_cli_every_flag_separate_form);
         RUN(test_cli_every_flag_equals_form);
         RUN(test_cli_log_levels);
