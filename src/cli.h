@@ -29,17 +29,17 @@ enum cli_command {
 /* Strings are borrowed from argv. */
 struct cli_options {
         enum cli_command command;
-        const char *kubelet_dir;     /* --kubelet-dir */
-        const char *dev_root;        /* --dev-root */
-        unsigned max_pods;           /* --max-pods, 1..100000 */
-        const char *domain;          /* --resource-domain */
-        bool provision;              /* map provisioning devices with the enclave (--no-provision) */
-        bool provision_resource;     /* also register D/provision (--provision-resource) */
-        const char *aesmd_dir;       /* --aesmd-dir, NULL when off */
-        enum log_format log_format;  /* --log-format */
-        enum log_level log_level;    /* --log-level */
-        bool json;                   /* probe --json */
-        unsigned health_timeout_ms;  /* health --timeout, 1 ms..3600 s */
+        const char *kubelet_dir;    /* --kubelet-dir */
+        const char *dev_root;       /* --dev-root */
+        unsigned max_pods;          /* --max-pods, 1..100000 */
+        const char *domain;         /* --resource-domain */
+        bool provision;             /* map provisioning devices with the enclave (--no-provision) */
+        bool provision_resource;    /* also register D/provision (--provision-resource) */
+        const char *aesmd_dir;      /* --aesmd-dir, NULL when off */
+        enum log_format log_format; /* --log-format */
+        enum log_level log_level;   /* --log-level */
+        bool json;                  /* probe --json */
+        unsigned health_timeout_ms; /* health --timeout, 1 ms..3600 s */
 };
 
 /*

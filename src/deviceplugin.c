@@ -654,7 +654,7 @@ out_free_request:
 /* One open ListAndWatch stream. */
 struct stream {
         struct grpc_call *call;
-        uint64_t sent_gen; /* the broadcast generation this stream last got */
+        uint64_t sent_gen;    /* the broadcast generation this stream last got */
         uint64_t opened_usec; /* loop_now_usec() when the kubelet opened it */
 };
 

@@ -57,18 +57,17 @@ bool dp_kind_present(enum dp_kind k, const struct discovery *d);
 /* ---- pure handlers: caller frees *ret_buf (free()) ---- */
 
 /* ListAndWatchResponse for |h|. Returns 0 or -ENOMEM. */
-int dp_encode_list(const struct dp_config *cfg, enum dp_kind k, enum dp_health h,
-                   uint8_t **ret_buf, size_t *ret_len);
+int dp_encode_list(const struct dp_config *cfg, enum dp_kind k, enum dp_health h, uint8_t **ret_buf,
+                   size_t *ret_len);
 
 /* DevicePluginOptions: neither PreStartContainer nor GetPreferredAllocation advertised. */
 int dp_encode_options(uint8_t **ret_buf, size_t *ret_len);
 
 /*
- * Handlers: decode |req|, answer. On GRPC_STATUS_OK, *ret_buf and *ret_len hold the encoded response.
- * Otherwise |err| holds a one-line message for grpc-message and the log:
- *   INVALID_ARGUMENT    undecodable protobuf, unknown device ID, bad allocation_size
- *   FAILED_PRECONDITION the resource's devices are not present on the node now
- *   INTERNAL            out of memory
+ * Handlers: decode |req|, answer. On GRPC_STATUS_OK, *ret_buf and *ret_len hold the encoded
+ * response. Otherwise |err| holds a one-line message for grpc-message and the log: INVALID_ARGUMENT
+ * undecodable protobuf, unknown device ID, bad allocation_size FAILED_PRECONDITION the resource's
+ * devices are not present on the node now INTERNAL            out of memory
  */
 enum grpc_status dp_handle_allocate(const struct dp_config *cfg, enum dp_kind k,
                                     const struct discovery *d, const uint8_t *req, size_t len,
@@ -76,9 +75,9 @@ enum grpc_status dp_handle_allocate(const struct dp_config *cfg, enum dp_kind k,
 enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum dp_kind k,
                                      const uint8_t *req, size_t len, uint8_t **ret_buf,
                                      size_t *ret_len, char *err, size_t errsz);
-enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum dp_kind k,
-                                    const uint8_t *req, size_t len, uint8_t **ret_buf,
-                                    size_t *ret_len, char *err, size_t errsz);
+enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum dp_kind k, const uint8_t *req,
+                                    size_t len, uint8_t **ret_buf, size_t *ret_len, char *err,
+                                    size_t errsz);
 
 /* ---- the service ---- */
 

@@ -30,10 +30,10 @@ enum sgx_role {
 
 /* One name found under the dev root (for probe and logs). */
 struct discovery_entry {
-        char name[64];                    /* relative to the dev root: "sgx/enclave" */
+        char name[64]; /* relative to the dev root: "sgx/enclave" */
         enum sgx_class cls;
         enum sgx_role role;
-        bool is_link;                     /* the name is a symlink */
+        bool is_link;                       /* the name is a symlink */
         char host_path[DISCOVERY_PATH_MAX]; /* real node as the host sees it: "/dev/sgx_enclave" */
         unsigned major, minor;
 };
@@ -46,7 +46,7 @@ struct sgx_node {
 };
 
 struct discovery {
-        struct sgx_node dcap_enclave;   /* first of sgx_enclave, sgx/enclave, sgx/sgx_enclave, sgx */
+        struct sgx_node dcap_enclave; /* first of sgx_enclave, sgx/enclave, sgx/sgx_enclave, sgx */
         struct sgx_node dcap_provision; /* the provisioning device that goes with it */
         struct sgx_node ias_enclave;    /* isgx */
         bool dcap_legacy;               /* dcap_enclave is the legacy single `sgx` char device */

@@ -113,8 +113,7 @@ static void emit_json(const char *when, enum log_level level, const char *resour
         free(s);
 }
 
-void log_event(enum log_level level, const char *resource, const char *path, const char *fmt,
-               ...) {
+void log_event(enum log_level level, const char *resource, const char *path, const char *fmt, ...) {
         char when[48], msg[1024], line[1536];
         va_list ap;
         int n;
@@ -132,8 +131,8 @@ void log_event(enum log_level level, const char *resource, const char *path, con
                 return;
         }
         n = snprintf(line, sizeof(line), "%s %s%s%s%s%s %s\n", when, level_names[level],
-                     resource ? " resource=" : "", resource ? resource : "",
-                     path ? " path=" : "", path ? path : "", msg);
+                     resource ? " resource=" : "", resource ? resource : "", path ? " path=" : "",
+                     path ? path : "", msg);
         if (n < 0)
                 return;
         if ((size_t) n >= sizeof(line)) {

@@ -5,8 +5,9 @@
  * (or none), the path it concerns (a socket, a device node, a directory; or none) and a message
  * that says what happened and, for a non-fatal problem, what happens next (", retrying in 1 s").
  *
- *   text: 2026-11-27T18:00:00.123Z info resource=sgx.k8s.io/dcap path=/var/lib/.../x.sock registered
- *   json: {"time":"...","level":"info","resource":"sgx.k8s.io/dcap","path":"...","msg":"registered"}
+ *   text: 2026-11-27T18:00:00.123Z info resource=sgx.k8s.io/dcap path=/var/lib/.../x.sock
+ * registered json:
+ * {"time":"...","level":"info","resource":"sgx.k8s.io/dcap","path":"...","msg":"registered"}
  *
  * Lines go to stderr, written with one write(2) so concurrent threads never interleave.
  */
@@ -46,8 +47,8 @@ void log_event(enum log_level level, const char *resource, const char *path, con
 #define log_error(res, path, ...) log_event(LOG_LEVEL_ERROR, res, path, __VA_ARGS__)
 #define log_warn(res, path, ...) log_event(LOG_LEVEL_WARN, res, path, __VA_ARGS__)
 #define log_info(res, path, ...) log_event(LOG_LEVEL_INFO, res, path, __VA_ARGS__)
-#define log_debug(res, path, ...)                                                                  \
-        do {                                                                                       \
-                if (log_enabled(LOG_LEVEL_DEBUG))                                                  \
-                        log_event(LOG_LEVEL_DEBUG, res, path, __VA_ARGS__);                        \
+#define log_debug(res, path, ...)                                           \
+        do {                                                                \
+                if (log_enabled(LOG_LEVEL_DEBUG))                           \
+                        log_event(LOG_LEVEL_DEBUG, res, path, __VA_ARGS__); \
         } while (0)

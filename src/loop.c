@@ -29,10 +29,10 @@ enum source_type {
 };
 
 struct loop_source {
-        struct loop *loop;         /* borrowed */
+        struct loop *loop; /* borrowed */
         enum source_type type;
-        int fd;                    /* owned for timers and signals only */
-        bool dead;                 /* detached, waiting for the end of the batch */
+        int fd;    /* owned for timers and signals only */
+        bool dead; /* detached, waiting for the end of the batch */
         struct loop_source *next_dead;
         void *userdata;
         union {

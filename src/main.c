@@ -54,8 +54,8 @@ static int run_daemon(const struct cli_options *opt) {
                  "sgxdevplugin %s starting: kubelet dir %s, dev root %s, %u slots per resource, "
                  "domain %s, provisioning %s%s%s",
                  SGXDEVPLUGIN_VERSION, opt->kubelet_dir, opt->dev_root, opt->max_pods, opt->domain,
-                 opt->provision ? "mapped" : "not mapped",
-                 opt->aesmd_dir ? ", aesmd dir " : "", opt->aesmd_dir ? opt->aesmd_dir : "");
+                 opt->provision ? "mapped" : "not mapped", opt->aesmd_dir ? ", aesmd dir " : "",
+                 opt->aesmd_dir ? opt->aesmd_dir : "");
         r = plugin_new(l, opt, &p);
         if (r < 0)
                 goto out;

@@ -37,19 +37,19 @@
 
 #define MAX_WATCHES 5
 #define KUBELET_SOCKET "kubelet.sock"
-#define WATCH_MASK                                                                                 \
-        (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |   \
+#define WATCH_MASK                                                                             \
+        (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | \
          IN_ONLYDIR)
 
 struct resource {
         enum dp_kind kind;
-        char name[256];              /* "sgx.k8s.io/dcap" */
-        char socket_path[PATH_MAX];  /* DIR/sgxdevplugin-dcap.sock */
-        struct dp_service *svc;      /* NULL while the kubelet dir does not exist */
+        char name[256];             /* "sgx.k8s.io/dcap" */
+        char socket_path[PATH_MAX]; /* DIR/sgxdevplugin-dcap.sock */
+        struct dp_service *svc;     /* NULL while the kubelet dir does not exist */
         struct reg *reg;
-        uint64_t reg_started_usec;   /* when the current registration started */
-        bool dropped_while_pending;  /* its stream ended before Register was answered */
-        struct plugin *plugin;       /* back pointer, borrowed */
+        uint64_t reg_started_usec;  /* when the current registration started */
+        bool dropped_while_pending; /* its stream ended before Register was answered */
+        struct plugin *plugin;      /* back pointer, borrowed */
 };
 
 struct plugin {
@@ -59,8 +59,8 @@ struct plugin {
 
         /* devices */
         struct discovery disc;
-        bool scanned;                  /* disc holds a scan */
-        int scan_error;                /* last scan error logged, to log changes once */
+        bool scanned;   /* disc holds a scan */
+        int scan_error; /* last scan error logged, to log changes once */
 
         /* resources */
         struct resource res[DP_KIND_MAX];
@@ -68,12 +68,12 @@ struct plugin {
 
         /* kubelet */
         char kubelet_sock[PATH_MAX];
-        bool kubelet_up;               /* kubelet.sock exists; k_dev/k_ino name it */
-        bool kubelet_removed;          /* an event said kubelet.sock went since the last look */
+        bool kubelet_up;      /* kubelet.sock exists; k_dev/k_ino name it */
+        bool kubelet_removed; /* an event said kubelet.sock went since the last look */
         dev_t k_dev;
         ino_t k_ino;
-        uint64_t kubelet_seen_usec;    /* when we saw this kubelet.sock, for the timing log */
-        bool timing_pending;           /* log once all resources registered */
+        uint64_t kubelet_seen_usec; /* when we saw this kubelet.sock, for the timing log */
+        bool timing_pending;        /* log once all resources registered */
         bool kdir_missing_logged, devroot_missing_logged;
 
         /* event sources */
@@ -266,8 +266,9 @@ static void on_registered(struct reg *r, void *userdata) {
                 if (!reg_is_registered(p->res[i].reg))
                         return;
         p->timing_pending = false;
-        log_info(NULL, p->kubelet_sock, "all %zu resources registered %.1f ms after kubelet.sock appeared",
-                 p->n_res, (double) (loop_now_usec() - p->kubelet_seen_usec) / 1000.0);
+        log_info(NULL, p->kubelet_sock,
+                 "all %zu resources registered %.1f ms after kubelet.sock appeared", p->n_res,
+                 (double) (loop_now_usec() - p->kubelet_seen_usec) / 1000.0);
 }
 
 /*
@@ -282,7 +283,8 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
         if (!is_dir(p->opt->kubelet_dir)) {
                 if (!p->kdir_missing_logged)
                         log_warn(NULL, p->opt->kubelet_dir,
-                                 "kubelet device-plugin directory does not exist yet, watching for it");
+                                 "kubelet device-plugin directory does not exist yet, watching for "
+                                 "it");
                 p->kdir_missing_logged = true;
                 return false;
         }
@@ -292,11 +294,12 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
                 int r;
 
                 if (!res->svc) {
-                        r = dp_service_new(p->loop, &p->cfg, res->kind, res->socket_path,
-                                           &p->disc, on_stream_ended, res, &res->svc);
+                        r = dp_service_new(p->loop, &p->cfg, res->kind, res->socket_path, &p->disc,
+                                           on_stream_ended, res, &res->svc);
                         if (r < 0)
                                 log_error(res->name, res->socket_path,
-                                          "cannot serve the device-plugin socket: %s, retrying on the next change",
+                                          "cannot serve the device-plugin socket: %s, retrying on "
+                                          "the next change",
                                           strerror(-r));
                         else
                                 log_info(res->name, res->socket_path, "serving");
@@ -304,7 +307,8 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
                         r = dp_service_relisten(res->svc);
                         if (r < 0)
                                 log_error(res->name, res->socket_path,
-                                          "cannot re-create the device-plugin socket: %s, retrying on the next change",
+                                          "cannot re-create the device-plugin socket: %s, retrying "
+                                          "on the next change",
                                           strerror(-r));
                         else
                                 log_info(res->name, res->socket_path,
@@ -424,9 +428,8 @@ static int add_resource(struct plugin *p, enum dp_kind kind) {
         r = dp_resource_name(&p->cfg, kind, res->name, sizeof(res->name));
         if (r < 0)
                 return r;
-        if ((size_t) snprintf(res->socket_path, sizeof(res->socket_path),
-                              "%s/sgxdevplugin-%s.sock", p->opt->kubelet_dir,
-                              dp_kind_name(kind)) >= sizeof(res->socket_path))
+        if ((size_t) snprintf(res->socket_path, sizeof(res->socket_path), "%s/sgxdevplugin-%s.sock",
+                              p->opt->kubelet_dir, dp_kind_name(kind)) >= sizeof(res->socket_path))
                 return -ENAMETOOLONG;
         r = reg_new(p->loop, p->kubelet_sock, res->name, strrchr(res->socket_path, '/') + 1,
                     on_registered, res, &res->reg);

@@ -19,10 +19,10 @@
 #define API_VERSION "v1beta1"
 
 struct reg {
-        struct loop *loop;             /* borrowed */
-        char *kubelet_sock;            /* DIR/kubelet.sock */
-        char *resource;                /* "sgx.k8s.io/sgx" */
-        char *endpoint;                /* "sgxdevplugin-sgx.sock" */
+        struct loop *loop;  /* borrowed */
+        char *kubelet_sock; /* DIR/kubelet.sock */
+        char *resource;     /* "sgx.k8s.io/sgx" */
+        char *endpoint;     /* "sgxdevplugin-sgx.sock" */
         reg_done_fn on_registered;
         void *userdata;
 
@@ -31,7 +31,7 @@ struct reg {
         uint64_t backoff_usec;         /* delay before the next retry */
         bool registered;               /* the last Register succeeded */
         unsigned n_registered;
-        unsigned attempt;              /* failures since the last reg_start */
+        unsigned attempt; /* failures since the last reg_start */
 };
 
 int reg_new(struct loop *l, const char *kubelet_sock, const char *resource, const char *endpoint,
@@ -90,8 +90,9 @@ static void schedule_retry(struct reg *r, const char *why, int err) {
                 return;
         }
         loop_timer_arm(r->retry, delay, 0);
-        log_warn(r->resource, r->kubelet_sock, "register failed (attempt %u): %s, retrying in %.3g s",
-                 r->attempt, why, (double) delay / 1e6);
+        log_warn(r->resource, r->kubelet_sock,
+                 "register failed (attempt %u): %s, retrying in %.3g s", r->attempt, why,
+                 (double) delay / 1e6);
 }
 
 static void on_register_done(int err, enum grpc_status status, const char *message,

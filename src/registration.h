@@ -12,12 +12,12 @@
 struct loop;
 struct reg;
 
-#define REG_BACKOFF_MIN_USEC 100000u    /* first retry after 100 ms */
+#define REG_BACKOFF_MIN_USEC 100000u /* first retry after 100 ms */
 /* ...but 5 ms after a first refused connect: a kubelet.sock that just appeared may be bound and
  * not yet listening (the kubelet binds, then listens) */
 #define REG_REFUSED_RETRY_USEC 5000u
-#define REG_BACKOFF_MAX_USEC 10000000u  /* then doubling, capped at 10 s */
-#define REG_TIMEOUT_USEC 10000000u      /* one Register call */
+#define REG_BACKOFF_MAX_USEC 10000000u /* then doubling, capped at 10 s */
+#define REG_TIMEOUT_USEC 10000000u     /* one Register call */
 
 /* Called after each successful Register. */
 typedef void (*reg_done_fn)(struct reg *r, void *userdata);
