@@ -23,6 +23,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "grpc_frame.h"
+#include "grpc_io.h"
 #include "log.h"
 #include "loop.h"
 
@@ -260,44 +261,11 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
  * I/O
  */
 
-static int call_set_events(struct grpc_client_call *c, uint32_t events) {
-        int r;
-
-        if (c->events == events)
-                return 0;
-        r = loop_io_set_events(c->io, events);
-        if (r < 0)
-                return r;
-        c->events = events;
-        return 0;
-}
-
 /* Writes what nghttp2 has to say until the socket would block. Returns 0 or -errno. */
 static int call_flush(struct grpc_client_call *c) {
-        for (;;) {
-                while (grpc_buf_pending(&c->out) > 0) {
-                        ssize_t n = send(c->fd, grpc_buf_head(&c->out), grpc_buf_pending(&c->out),
-                                         MSG_NOSIGNAL | MSG_DONTWAIT);
-                        if (n < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                                        return call_set_events(c, EPOLLIN | EPOLLOUT);
-                                return errno == EPIPE ? -ECONNRESET : -errno;
-                        }
-                        grpc_buf_consume(&c->out, (size_t) n);
-                }
+        int r = grpc_io_flush(c->fd, c->session, &c->out, c->io, &c->events, NULL);
 
-                const uint8_t *data;
-                ssize_t n = nghttp2_session_mem_send(c->session, &data);
-                if (n < 0)
-                        return -EPROTO;
-                if (n == 0)
-                        break;
-                if (grpc_buf_append(&c->out, data, (size_t) n) < 0)
-                        return -ENOMEM;
-        }
-        return call_set_events(c, EPOLLIN);
+        return r == -EPIPE ? -ECONNRESET : r;
 }
 
 static void call_on_io(struct loop_source *src, int fd, uint32_t events, void *userdata) {
@@ -321,22 +289,20 @@ static void call_on_io(struct loop_source *src, int fd, uint32_t events, void *u
 
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 for (int i = 0; i < READS_PER_EVENT && !c->over; i++) {
-                        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT), rv;
+                        int h2_error = 0;
+                        ssize_t n = grpc_io_recv(c->fd, c->session, buf, sizeof(buf), &h2_error);
 
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                        if (n == 0)
                                 break;
-                        if (n <= 0) {
-                                /* A peer closing after a complete answer is fine. */
-                                call_complete(c, c->stream_closed ? 0 : -ECONNRESET);
+                        if (n == -EPROTO) {
+                                log_debug(NULL, c->socket_path, "call %s: HTTP/2 error: %s",
+                                          c->method, nghttp2_strerror(h2_error));
+                                call_complete(c, -EPROTO);
                                 goto out_leave;
                         }
-                        rv = nghttp2_session_mem_recv(c->session, buf, (size_t) n);
-                        if (rv < 0) {
-                                log_debug(NULL, c->socket_path, "call %s: HTTP/2 error: %s",
-                                          c->method, nghttp2_strerror((int) rv));
-                                call_complete(c, -EPROTO);
+                        if (n < 0) {
+                                /* A peer closing after a complete answer is fine. */
+                                call_complete(c, c->stream_closed ? 0 : -ECONNRESET);
                                 goto out_leave;
                         }
                         if (c->stream_closed || c->err < 0) {
@@ -370,16 +336,6 @@ static void call_on_timer(struct loop_source *src, void *userdata) {
  * Starting a call
  */
 
-static nghttp2_nv make_nv(const char *name, const char *value) {
-        return (nghttp2_nv){
-                .name = (uint8_t *) name,
-                .value = (uint8_t *) value,
-                .namelen = strlen(name),
-                .valuelen = strlen(value),
-                .flags = NGHTTP2_NV_FLAG_NONE,
-        };
-}
-
 static int call_setup_session(struct grpc_client_call *c, const char *authority,
                               uint64_t timeout_usec, const struct grpc_client_options *opts) {
         nghttp2_settings_entry iv[] = {
@@ -410,25 +366,25 @@ static int call_setup_session(struct grpc_client_call *c, const char *authority,
         if (r < 0)
                 return -ENOMEM;
 
-        nva[n++] = make_nv(":method", "POST");
-        nva[n++] = make_nv(":scheme", "http");
-        nva[n++] = make_nv(":path", c->method);
-        nva[n++] = make_nv(":authority", authority ? authority : "localhost");
-        nva[n++] = make_nv("content-type",
+        nva[n++] = grpc_io_nv(":method", "POST");
+        nva[n++] = grpc_io_nv(":scheme", "http");
+        nva[n++] = grpc_io_nv(":path", c->method);
+        nva[n++] = grpc_io_nv(":authority", authority ? authority : "localhost");
+        nva[n++] = grpc_io_nv("content-type",
                            opts && opts->content_type ? opts->content_type : "application/grpc");
-        nva[n++] = make_nv("user-agent", USER_AGENT);
-        nva[n++] = make_nv("te", "trailers");
+        nva[n++] = grpc_io_nv("user-agent", USER_AGENT);
+        nva[n++] = grpc_io_nv("te", "trailers");
         if (timeout_usec > 0) {
                 r = grpc_timeout_format(timeout_usec, timeout, sizeof(timeout));
                 if (r < 0)
                         return r;
-                nva[n++] = make_nv("grpc-timeout", timeout);
+                nva[n++] = grpc_io_nv("grpc-timeout", timeout);
         }
         if (opts && opts->extra_headers)
                 for (size_t i = 0; opts->extra_headers[i] && opts->extra_headers[i + 1]; i += 2) {
                         if (n == sizeof(nva) / sizeof(nva[0]))
                                 return -E2BIG;
-                        nva[n++] = make_nv(opts->extra_headers[i], opts->extra_headers[i + 1]);
+                        nva[n++] = grpc_io_nv(opts->extra_headers[i], opts->extra_headers[i + 1]);
                 }
 
         /* nghttp2 copies the headers: the stack buffers above may go. */

@@ -35,6 +35,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "grpc_frame.h"
+#include "grpc_io.h"
 #include "log.h"
 #include "loop.h"
 
@@ -150,16 +151,6 @@ static bool streq(const uint8_t *v, size_t len, const char *lit) {
         return len == strlen(lit) && memcmp(v, lit, len) == 0;
 }
 
-static nghttp2_nv make_nv(const char *name, const char *value) {
-        return (nghttp2_nv){
-                .name = (uint8_t *) name,
-                .value = (uint8_t *) value,
-                .namelen = strlen(name),
-                .valuelen = strlen(value),
-                .flags = NGHTTP2_NV_FLAG_NONE,
-        };
-}
-
 static const char *call_name(const struct grpc_call *call) {
         return call->method ? call->method->path : call->path ? call->path : "(no path)";
 }
@@ -234,13 +225,13 @@ static int call_submit_trailers_only(struct grpc_call *call, int http_status, in
         size_t n = 0;
 
         snprintf(http, sizeof(http), "%d", http_status);
-        nva[n++] = make_nv(":status", http);
-        nva[n++] = make_nv("content-type", "application/grpc");
+        nva[n++] = grpc_io_nv(":status", http);
+        nva[n++] = grpc_io_nv("content-type", "application/grpc");
         if (status >= 0) {
                 snprintf(code, sizeof(code), "%d", status);
-                nva[n++] = make_nv("grpc-status", code);
+                nva[n++] = grpc_io_nv("grpc-status", code);
                 if (message)
-                        nva[n++] = make_nv("grpc-message", message);
+                        nva[n++] = grpc_io_nv("grpc-message", message);
         }
         call->headers_submitted = true;
         return nghttp2_submit_response(call->conn->session, call->stream_id, nva, n, NULL);
@@ -624,9 +615,9 @@ static ssize_t call_read_data(nghttp2_session *session, int32_t stream_id, uint8
         }
         *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
         snprintf(code, sizeof(code), "%d", (int) call->status);
-        nva[n++] = make_nv("grpc-status", code);
+        nva[n++] = grpc_io_nv("grpc-status", code);
         if (call->message)
-                nva[n++] = make_nv("grpc-message", call->message);
+                nva[n++] = grpc_io_nv("grpc-message", call->message);
         if (nghttp2_submit_trailer(session, stream_id, nva, n) < 0)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         return 0;
@@ -692,51 +683,18 @@ static void conn_close(struct grpc_conn *c, bool by_peer) {
         conn_leave(c);
 }
 
-static int conn_set_events(struct grpc_conn *c, uint32_t events) {
-        int r;
-
-        if (c->events == events)
-                return 0;
-        r = loop_io_set_events(c->io, events);
-        if (r < 0)
-                return r;
-        c->events = events;
-        return 0;
-}
-
 /*
  * Writes what nghttp2 has to say until the socket would block (then waits for EPOLLOUT).
  * Runs outside nghttp2 callbacks only. Returns 0 or -errno.
  */
 static int conn_flush(struct grpc_conn *c) {
-        c->want_flush = false;
-        for (;;) {
-                while (grpc_buf_pending(&c->out) > 0) {
-                        ssize_t n = send(c->fd, grpc_buf_head(&c->out), grpc_buf_pending(&c->out),
-                                         MSG_NOSIGNAL | MSG_DONTWAIT);
-                        if (n < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                                        return conn_set_events(c, EPOLLIN | EPOLLOUT);
-                                return -errno;
-                        }
-                        grpc_buf_consume(&c->out, (size_t) n);
-                }
+        int h2_error = 0, r;
 
-                const uint8_t *data;
-                ssize_t n = nghttp2_session_mem_send(c->session, &data);
-                if (n < 0) {
-                        snprintf(c->last_error, sizeof(c->last_error), "%s",
-                                 nghttp2_strerror((int) n));
-                        return -EPROTO;
-                }
-                if (n == 0)
-                        break;
-                if (grpc_buf_append(&c->out, data, (size_t) n) < 0)
-                        return -ENOMEM;
-        }
-        return conn_set_events(c, EPOLLIN);
+        c->want_flush = false;
+        r = grpc_io_flush(c->fd, c->session, &c->out, c->io, &c->events, &h2_error);
+        if (r == -EPROTO)
+                snprintf(c->last_error, sizeof(c->last_error), "%s", nghttp2_strerror(h2_error));
+        return r;
 }
 
 /* The one line an operator sees when we drop a connection because of its peer. */
@@ -816,26 +774,25 @@ static void conn_on_io(struct loop_source *src, int fd, uint32_t events, void *u
                 c->want_flush = true;
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 for (int i = 0; i < READS_PER_EVENT && !c->dead; i++) {
-                        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT), rv;
+                        int h2_error = 0;
+                        ssize_t n = grpc_io_recv(c->fd, c->session, buf, sizeof(buf), &h2_error);
 
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                        if (n == 0)
                                 break;
-                        if (n <= 0) {
-                                log_debug(res(s), s->path, "connection %" PRIu64 ": %s, closing",
-                                          c->id, n == 0 ? "closed by peer" : strerror(errno));
-                                conn_close(c, true);
-                                break;
-                        }
-                        rv = nghttp2_session_mem_recv(c->session, buf, (size_t) n);
-                        if (rv < 0) {
-                                if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+                        if (n == -EPROTO) {
+                                if (h2_error == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
                                         log_warn(res(s), s->path,
                                                  "invalid HTTP/2 client preface (not a gRPC "
                                                  "client, or HTTP/1.x), closing connection");
                                 else
-                                        log_protocol_error(c, nghttp2_strerror((int) rv));
+                                        log_protocol_error(c, nghttp2_strerror(h2_error));
+                                conn_close(c, true);
+                                break;
+                        }
+                        if (n < 0) {
+                                log_debug(res(s), s->path, "connection %" PRIu64 ": %s, closing",
+                                          c->id,
+                                          n == -ECONNRESET ? "closed by peer" : strerror((int) -n));
                                 conn_close(c, true);
                                 break;
                         }
@@ -1127,8 +1084,8 @@ const char *grpc_call_method(const struct grpc_call *call) {
 /* Submits the response HEADERS with our data provider, once. */
 static int call_start_response(struct grpc_call *call) {
         nghttp2_nv nva[] = {
-                make_nv(":status", "200"),
-                make_nv("content-type", "application/grpc"),
+                grpc_io_nv(":status", "200"),
+                grpc_io_nv("content-type", "application/grpc"),
         };
         nghttp2_data_provider prd = {.source.ptr = call, .read_callback = call_read_data};
         int r;
