@@ -89,6 +89,8 @@ struct grpc_call {
         bool rst_after_response; /* rejected while the client still sends: RST_STREAM(NO_ERROR)
                                     once our response is out, to stop the rest of its request */
         bool stream_closed;      /* nghttp2 closed the stream; dispatch notifies and frees */
+        bool reset_by_us;        /* we reset the stream (deadline inside a message): the close
+                                    is not the peer's doing, and no trailers may follow */
         bool notified;           /* on_call_closed ran */
 
         /* Response. */
@@ -309,7 +311,28 @@ static void call_on_deadline(struct loop_source *src, void *userdata) {
         if (!call->finished && !call->ended) {
                 if (!call->headers_submitted)
                         call_reject(call, 200, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
-                else {
+                else if (call->out_started > 0) {
+                        /*
+                         * nghttp2 has sent part of a message and the rest is still ours (flow
+                         * control, perhaps a peer that no longer reads). Trailers now would
+                         * follow a truncated message; finishing it first could hold the stream
+                         * past its deadline for as long as the peer does not read. We reset the
+                         * stream with CANCEL, as grpc-go servers do when a deadline expires
+                         * (http2_server.go arms a timer that closes the stream with
+                         * RST_STREAM(CANCEL)); the client's own deadline reports the status.
+                         */
+                        log_debug(res(c->server), c->server->path,
+                                  "call %s on connection %" PRIu64 ": deadline exceeded inside a "
+                                  "message, resetting the stream",
+                                  call_name(call), c->id);
+                        grpc_buf_free(&call->out);
+                        call->out_started = 0;
+                        call->finished = call->ended = true;
+                        call->reset_by_us = true;
+                        call->status = GRPC_STATUS_DEADLINE_EXCEEDED;
+                        (void) nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE,
+                                                         call->stream_id, NGHTTP2_CANCEL);
+                } else {
                         /* Messages not yet taken by nghttp2 are dropped: the status goes now. */
                         log_debug(res(c->server), c->server->path,
                                   "call %s on connection %" PRIu64 ": deadline exceeded",
@@ -609,7 +632,8 @@ static ssize_t call_read_data(nghttp2_session *session, int32_t stream_id, uint8
                 grpc_buf_consume(&call->out, k);
                 return (ssize_t) k;
         }
-        if (!call->finished) {
+        if (!call->finished || call->reset_by_us) {
+                /* Reset by us: our RST_STREAM goes first and closes the stream; no trailers. */
                 call->deferred = true;
                 return NGHTTP2_ERR_DEFERRED;
         }
@@ -709,7 +733,7 @@ static bool conn_dispatch_one(struct grpc_conn *c) {
 
         for (struct grpc_call *call = c->calls; call; call = call->next) {
                 if (call->stream_closed) {
-                        call_notify_closed(call, !call->trailers_sent);
+                        call_notify_closed(call, !call->trailers_sent && !call->reset_by_us);
                         call_free(call);
                         return true;
                 }

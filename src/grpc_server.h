@@ -7,7 +7,8 @@
  * connection is accepted; :method POST, content-type application/grpc[+proto] (else HTTP 415);
  * any :authority accepted (kubelets before 1.26 send the socket path); grpc-encoding other than
  * identity -> UNIMPLEMENTED; compressed flag without grpc-encoding -> INTERNAL; grpc-timeout ->
- * DEADLINE_EXCEEDED when it expires; a message over the receive limit -> RESOURCE_EXHAUSTED
+ * DEADLINE_EXCEEDED when it expires (RST_STREAM(CANCEL) instead if a message is half sent, so no
+ * client sees a truncated message); a message over the receive limit -> RESOURCE_EXHAUSTED
  * without buffering it; unknown path -> UNIMPLEMENTED; garbage or HTTP/1.1 -> connection closed and
  * logged. A peer that stops reading never blocks anyone: every socket is non-blocking.
  */

@@ -422,9 +422,10 @@ static ssize_t h2c_read_body(nghttp2_session *session, int32_t stream_id, uint8_
         return (ssize_t) n;
 }
 
-/* Starts a gRPC request carrying one message; returns the stream's slot. */
-static struct h2c_stream *h2c_request(struct h2c *h, const char *method, const void *msg,
-                                      size_t len) {
+/* Starts a gRPC request carrying one message, with a grpc-timeout if |timeout| is non-NULL;
+ * returns the stream's slot. */
+static struct h2c_stream *h2c_request_timeout(struct h2c *h, const char *method, const void *msg,
+                                              size_t len, const char *timeout) {
         struct h2c_stream *st = &h->st[h->n++];
         struct grpc_buf *body = calloc(1, sizeof(*body));
         nghttp2_nv nva[] = {
@@ -434,16 +435,23 @@ static struct h2c_stream *h2c_request(struct h2c *h, const char *method, const v
                 {(uint8_t *) ":authority", (uint8_t *) "x", 10, 1, 0},
                 {(uint8_t *) "content-type", (uint8_t *) "application/grpc", 12, 16, 0},
                 {(uint8_t *) "te", (uint8_t *) "trailers", 2, 8, 0},
+                {(uint8_t *) "grpc-timeout", (uint8_t *) timeout, 12, timeout ? strlen(timeout) : 0,
+                 0},
         };
         nghttp2_data_provider prd = {.source.ptr = body, .read_callback = h2c_read_body};
 
         grpc_deframer_init(&st->d, 16 * 1024 * 1024);
         st->body = body;
         CHECK_INT(grpc_buf_append_message(body, msg, len), 0);
-        st->id = nghttp2_submit_request(h->session, NULL, nva, 6, &prd, st);
+        st->id = nghttp2_submit_request(h->session, NULL, nva, timeout ? 7 : 6, &prd, st);
         CHECK(st->id > 0);
         h2c_flush(h);
         return st;
+}
+
+static struct h2c_stream *h2c_request(struct h2c *h, const char *method, const void *msg,
+                                      size_t len) {
+        return h2c_request_timeout(h, method, msg, len, NULL);
 }
 
 static void h2c_close(struct h2c *h) {
@@ -947,6 +955,43 @@ static void test_grpc_server_deadline_after_messages(void) {
         teardown();
 }
 
+static struct h2c_stream *closed_stream;
+
+static bool stream_closed(void) {
+        return closed_stream->closed;
+}
+
+/*
+ * The deadline expires while a 100 KiB message is half sent (a peer that does not read leaves
+ * the 64 KiB window shut): the client must never get a truncated message followed by a status.
+ * The stream is reset with CANCEL instead, as grpc-go servers do; the connection stays.
+ */
+static void test_grpc_server_deadline_mid_message_resets_stream(void) {
+        uint8_t req[3] = {1, STREAM_KEEP_OPEN, 100};
+        struct h2c_stream *st;
+        struct h2c h;
+
+        setup();
+        h2c_open(&h, false, false);
+        st = h2c_request_timeout(&h, M_STREAM, req, sizeof(req), "100m");
+        CHECK(run_until(handler_ran, 5 * SEC));
+        run_for(300000); /* past the deadline, the window still shut */
+        h.reading = true;
+        h2c_flush(&h);
+        closed_stream = st;
+        CHECK(run_until(stream_closed, 5 * SEC));
+        CHECK_INT(st->n_msgs, 0);
+        CHECK(!st->have_status);
+        CHECK_INT(st->error_code, NGHTTP2_CANCEL);
+        CHECK(run_until(closed_one, 5 * SEC));
+        CHECK_INT(fx.n_closed_by_peer, 0);
+        CHECK(fx.open_call == NULL);
+        CHECK_INT(grpc_server_n_connections(fx.server), 1);
+        CHECK(!h.eof);
+        h2c_close(&h);
+        teardown();
+}
+
 static void test_grpc_server_malformed_timeout_internal(void) {
         static const char *const hdrs[] = {"grpc-timeout", "123456789S", NULL};
         struct grpc_client_options o = {.extra_headers = hdrs};
@@ -1390,6 +1435,7 @@ int main(void) {
         RUN(test_grpc_server_peer_rst_stream_closes_call_keeps_connection);
         RUN(test_grpc_server_deadline_exceeded);
         RUN(test_grpc_server_deadline_after_messages);
+        RUN(test_grpc_server_deadline_mid_message_resets_stream);
         RUN(test_grpc_server_malformed_timeout_internal);
         RUN(test_grpc_server_sends_settings_on_accept);
         RUN(test_grpc_server_http1_request_closed);
