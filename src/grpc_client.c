@@ -371,7 +371,7 @@ static int call_setup_session(struct grpc_client_call *c, const char *authority,
         nva[n++] = grpc_io_nv(":path", c->method);
         nva[n++] = grpc_io_nv(":authority", authority ? authority : "localhost");
         nva[n++] = grpc_io_nv("content-type",
-                           opts && opts->content_type ? opts->content_type : "application/grpc");
+                              opts && opts->content_type ? opts->content_type : "application/grpc");
         nva[n++] = grpc_io_nv("user-agent", USER_AGENT);
         nva[n++] = grpc_io_nv("te", "trailers");
         if (timeout_usec > 0) {

@@ -5,8 +5,8 @@
 #include "grpc_io.h"
 
 #include <errno.h>
-#include <sys/epoll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 nghttp2_nv grpc_io_nv(const char *name, const char *value) {
@@ -41,8 +41,7 @@ int grpc_io_flush(int fd, nghttp2_session *session, struct grpc_buf *out, struct
                                 if (errno == EINTR)
                                         continue;
                                 if (errno == EAGAIN || errno == EWOULDBLOCK)
-                                        return grpc_io_set_events(src, events,
-                                                                  EPOLLIN | EPOLLOUT);
+                                        return grpc_io_set_events(src, events, EPOLLIN | EPOLLOUT);
                                 return -errno;
                         }
                         grpc_buf_consume(out, (size_t) n);
