@@ -295,3 +295,29 @@ def test_02_17_dropped_before_register_answer(node):
                "dcap registered again after its stream was dropped before Register returned")
     nd.wait_registered(timeout=T(5))
     nd.wait_devices(dcap, 110, 110)
+
+
+# 02_18: a refused connect is retried after 5 ms once (a new kubelet binds before it listens),
+# then with the backoff proper (100 ms, doubling)
+def test_02_18_refused_connect_retried_fast_once(node):
+    nd = node("inkernel", kubelet=False)
+    os.makedirs(nd.kdir)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(os.path.join(nd.kdir, "kubelet.sock"))  # bound, never listening: ECONNREFUSED
+    try:
+        def delays(resource):
+            out = []
+            for l in nd.daemon.lines():
+                msg = l.get("msg", "")
+                if l.get("resource") == resource and "register failed" in msg:
+                    out.append(msg.rsplit("retrying in ", 1)[-1])
+            return out
+        dcap = res("dcap")
+        sdp.poll(lambda: len(delays(dcap)) >= 3, T(5), "three failed Register attempts")
+        d = delays(dcap)
+        assert d[0] == "0.005 s", d
+        assert d[1] == "0.1 s" and d[2] == "0.2 s", d
+    finally:
+        s.close()
+    nd.kubelet.start()
+    nd.wait_registered(timeout=T(10))
