@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -26,6 +27,16 @@ enum flag_id {
         FLAG_LOG_LEVEL,
         FLAG_JSON,
         FLAG_TIMEOUT,
+        FLAG_PROC_ROOT,
+        FLAG_SYS_ROOT,
+        FLAG_CPUID_FILE,
+        FLAG_LABEL_NODE,
+        FLAG_NODE_NAME,
+        FLAG_APISERVER,
+        FLAG_TOKEN_FILE,
+        FLAG_CA_FILE,
+        FLAG_API_TIMEOUT,
+        FLAG_LABEL_INTERVAL,
         FLAG_HELP,
         FLAG_VERSION,
 };
@@ -53,6 +64,16 @@ static const struct flag {
         {"--log-level", FLAG_LOG_LEVEL, true, ON_ALL},
         {"--json", FLAG_JSON, false, ON_PROBE},
         {"--timeout", FLAG_TIMEOUT, true, ON_HEALTH},
+        {"--proc-root", FLAG_PROC_ROOT, true, ON_RUN | ON_PROBE},
+        {"--sys-root", FLAG_SYS_ROOT, true, ON_RUN | ON_PROBE},
+        {"--cpuid-file", FLAG_CPUID_FILE, true, ON_RUN | ON_PROBE},
+        {"--label-node", FLAG_LABEL_NODE, false, ON_RUN},
+        {"--node-name", FLAG_NODE_NAME, true, ON_RUN},
+        {"--apiserver", FLAG_APISERVER, true, ON_RUN},
+        {"--token-file", FLAG_TOKEN_FILE, true, ON_RUN},
+        {"--ca-file", FLAG_CA_FILE, true, ON_RUN},
+        {"--api-timeout", FLAG_API_TIMEOUT, true, ON_RUN},
+        {"--label-interval", FLAG_LABEL_INTERVAL, true, ON_RUN},
         {"--help", FLAG_HELP, false, ON_ALL},
         {"-h", FLAG_HELP, false, ON_ALL},
         {"--version", FLAG_VERSION, false, ON_ALL},
@@ -207,6 +228,16 @@ static void set_defaults(struct cli_options *o) {
                 .log_level = LOG_LEVEL_INFO,
                 .json = false,
                 .health_timeout_ms = CLI_DEFAULT_HEALTH_TIMEOUT_MS,
+                .proc_root = CLI_DEFAULT_PROC_ROOT,
+                .sys_root = CLI_DEFAULT_SYS_ROOT,
+                .cpuid_file = NULL,
+                .label_node = false,
+                .node_name = NULL,
+                .apiserver = NULL,
+                .token_file = NULL,
+                .ca_file = NULL,
+                .api_timeout_ms = CLI_DEFAULT_API_TIMEOUT_MS,
+                .label_interval_ms = CLI_DEFAULT_LABEL_INTERVAL_MS,
         };
 }
 
@@ -279,6 +310,51 @@ static int apply(struct cli_options *o, const struct flag *f, const char *v, cha
                 if (parse_timeout(v, &o->health_timeout_ms) < 0)
                         return fail(err, errsz,
                                     "%s: expected seconds from 0.001 to %u, such as 5 or 0.5, "
+                                    "got '%s'",
+                                    f->name, CLI_MAX_HEALTH_TIMEOUT_MS / 1000, v);
+                break;
+        case FLAG_PROC_ROOT:
+                o->proc_root = v;
+                break;
+        case FLAG_SYS_ROOT:
+                o->sys_root = v;
+                break;
+        case FLAG_CPUID_FILE:
+                o->cpuid_file = v;
+                break;
+        case FLAG_LABEL_NODE:
+                o->label_node = true;
+                break;
+        case FLAG_NODE_NAME: {
+                const char *why = check_domain(v);
+
+                if (why)
+                        return fail(err, errsz,
+                                    "%s: expected a node name (a DNS subdomain: %s), got '%s'",
+                                    f->name, why, v);
+                o->node_name = v;
+                break;
+        }
+        case FLAG_APISERVER:
+                if (strncmp(v, "https://", 8) != 0 || v[8] == '\0' || v[8] == '/')
+                        return fail(err, errsz,
+                                    "%s: expected https://HOST[:PORT] (TLS is always on), got "
+                                    "'%s'",
+                                    f->name, v);
+                o->apiserver = v;
+                break;
+        case FLAG_TOKEN_FILE:
+                o->token_file = v;
+                break;
+        case FLAG_CA_FILE:
+                o->ca_file = v;
+                break;
+        case FLAG_API_TIMEOUT:
+        case FLAG_LABEL_INTERVAL:
+                if (parse_timeout(v, f->id == FLAG_API_TIMEOUT ? &o->api_timeout_ms
+                                                               : &o->label_interval_ms) < 0)
+                        return fail(err, errsz,
+                                    "%s: expected seconds from 0.001 to %u, such as 10 or 0.5, "
                                     "got '%s'",
                                     f->name, CLI_MAX_HEALTH_TIMEOUT_MS / 1000, v);
                 break;
@@ -370,6 +446,24 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                         break;
         }
 
+        if (o.command == CLI_RUN && o.label_node) {
+                const char *env = getenv("NODE_NAME"), *why;
+
+                if (!o.node_name && env && env[0]) {
+                        why = check_domain(env);
+                        if (why)
+                                return fail(err, errsz,
+                                            "--label-node: $NODE_NAME is not a node name (a "
+                                            "DNS subdomain: %s): '%s'",
+                                            why, env);
+                        o.node_name = env;
+                }
+                if (!o.node_name)
+                        return fail(err, errsz,
+                                    "--label-node: needs the node's name: pass --node-name or "
+                                    "set NODE_NAME");
+        }
+
         *ret = o;
         return 0;
 }
@@ -413,6 +507,29 @@ void cli_usage(FILE *f) {
                 "  --timeout SECONDS        health only: how long each socket may take to "
                 "answer,\n"
                 "                           0.001..%u (default: %u)\n"
+                "\n"
+                "Capability facts (probe and daemon):\n"
+                "  --proc-root DIR          where the host's /proc is visible (default: %s)\n"
+                "  --sys-root DIR           where the host's /sys is visible (default: %s)\n"
+                "  --cpuid-file FILE        read CPUID from a recorded dump, lines of\n"
+                "                           \"LEAF SUBLEAF EAX EBX ECX EDX\" in hex (default: "
+                "this CPU)\n"
+                "\n"
+                "Node labels (daemon):\n"
+                "  --label-node             label this node through the Kubernetes API "
+                "(default: off)\n"
+                "  --node-name NAME         the node to label (default: $NODE_NAME)\n"
+                "  --apiserver URL          https://HOST[:PORT] (default: in-cluster, from\n"
+                "                           $KUBERNETES_SERVICE_HOST and _PORT)\n"
+                "  --token-file FILE        bearer token, re-read for every request (default: "
+                "the\n"
+                "                           service account's)\n"
+                "  --ca-file FILE           CA bundle the API server's certificate must chain "
+                "to\n"
+                "                           (default: the service account's ca.crt)\n"
+                "  --api-timeout SECONDS    how long one API request may take (default: %u)\n"
+                "  --label-interval SECONDS re-assert the labels this often (default: %u)\n"
+                "\n"
                 "  -h, --help               print this help and exit\n"
                 "  --version                print the version and exit\n"
                 "\n"
@@ -421,5 +538,7 @@ void cli_usage(FILE *f) {
                 "Values go as \"--flag value\" or \"--flag=value\".\n",
                 CLI_DEFAULT_KUBELET_DIR, CLI_DEFAULT_DEV_ROOT, CLI_MAX_MAX_PODS,
                 CLI_DEFAULT_MAX_PODS, CLI_DEFAULT_DOMAIN, CLI_MAX_HEALTH_TIMEOUT_MS / 1000,
-                CLI_DEFAULT_HEALTH_TIMEOUT_MS / 1000);
+                CLI_DEFAULT_HEALTH_TIMEOUT_MS / 1000, CLI_DEFAULT_PROC_ROOT,
+                CLI_DEFAULT_SYS_ROOT, CLI_DEFAULT_API_TIMEOUT_MS / 1000,
+                CLI_DEFAULT_LABEL_INTERVAL_MS / 1000);
 }

@@ -17,6 +17,10 @@
 #define CLI_DEFAULT_DOMAIN "sgx.k8s.io"
 #define CLI_DEFAULT_HEALTH_TIMEOUT_MS 5000u
 #define CLI_MAX_HEALTH_TIMEOUT_MS 3600000u
+#define CLI_DEFAULT_PROC_ROOT "/proc"
+#define CLI_DEFAULT_SYS_ROOT "/sys"
+#define CLI_DEFAULT_API_TIMEOUT_MS 10000u
+#define CLI_DEFAULT_LABEL_INTERVAL_MS 600000u /* re-assert the labels every 10 minutes */
 
 enum cli_command {
         CLI_RUN,     /* the daemon */
@@ -40,11 +44,26 @@ struct cli_options {
         enum log_level log_level;   /* --log-level */
         bool json;                  /* probe --json */
         unsigned health_timeout_ms; /* health --timeout, 1 ms..3600 s */
+
+        /* capability facts (capabilities.c) */
+        const char *proc_root;  /* --proc-root: where the host's /proc is visible */
+        const char *sys_root;   /* --sys-root: where the host's /sys is visible */
+        const char *cpuid_file; /* --cpuid-file: recorded CPUID registers; NULL = this CPU */
+
+        /* node labels (labeler.c, apiclient.c) */
+        bool label_node;             /* --label-node */
+        const char *node_name;       /* --node-name, else $NODE_NAME; required with --label-node */
+        const char *apiserver;       /* --apiserver https://HOST[:PORT]; NULL = in-cluster */
+        const char *token_file;      /* --token-file; NULL = the service account's */
+        const char *ca_file;         /* --ca-file; NULL = the service account's ca.crt */
+        unsigned api_timeout_ms;     /* --api-timeout: one API request, 1 ms..3600 s */
+        unsigned label_interval_ms;  /* --label-interval: re-assert period, 1 ms..3600 s */
 };
 
 /*
  * Parses argv (argv[0] is the program). On success returns 0 and fills *ret. On a malformed flag
  * or value returns -EINVAL and writes one line naming the flag into |err| (no newline).
+ * The node name defaults to the environment's NODE_NAME (the downward API in the chart).
  */
 int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t errsz);
 
