@@ -1,0 +1,2 @@
+/* apiclient.c - see apiclient.h. (being written) */
+#include "apiclient.h"

@@ -1,0 +1,2 @@
+/* capabilities.c - see capabilities.h. (being written) */
+#include "capabilities.h"

@@ -1,0 +1,2 @@
+/* labeler.c - see labeler.h. (being written) */
+#include "labeler.h"
