@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "apiclient.h"
@@ -42,7 +43,7 @@ struct label_set {
 void labels_desired(const char *domain, const struct sgx_caps *caps, struct label_set *ret);
 
 /* True when |a| and |b| hold the same labels (in any order). */
-int labels_equal(const struct label_set *a, const struct label_set *b);
+bool labels_equal(const struct label_set *a, const struct label_set *b);
 
 /*
  * The merge patch {"metadata":{"labels":{...}}}: each label of |s|, and every label we own that
@@ -52,11 +53,23 @@ int labels_patch_body(const char *domain, const struct label_set *s, char **ret)
 
 struct labeler;
 
+/*
+ * Sends one PATCH of |path| with |body| (application/merge-patch+json) and fills *resp; the same
+ * contract as api_request(). The worker calls it without holding any lock. Tests replace it.
+ */
+typedef int (*labeler_request_fn)(void *userdata, const char *path, const char *body,
+                                  int cancel_fd, struct api_response *resp, char *err,
+                                  size_t errsz);
+
 struct labeler_config {
-        const char *domain;
-        const char *node_name;
-        struct api_config api;
-        unsigned interval_ms; /* re-assert period */
+        const char *domain;           /* copied */
+        const char *node_name;        /* copied */
+        struct api_config api;        /* used by the default request function */
+        unsigned interval_ms;         /* re-assert period */
+        unsigned backoff_min_ms;      /* first retry delay; 0 = LABEL_BACKOFF_MIN_MS */
+        unsigned backoff_max_ms;      /* cap; 0 = LABEL_BACKOFF_MAX_MS */
+        labeler_request_fn request;   /* NULL = api_request() with |api| */
+        void *request_userdata;
 };
 
 /* Starts the worker thread (it sends nothing until labeler_set()). Returns 0 or -errno. */
@@ -64,6 +77,9 @@ int labeler_start(const struct labeler_config *cfg, struct labeler **ret);
 
 /* Hands the wanted labels to the worker; returns at once. A changed set is PATCHed next. */
 void labeler_set(struct labeler *lb, const struct label_set *s);
+
+/* Counters, for tests and the log: requests sent, of which succeeded (2xx). */
+void labeler_stats(struct labeler *lb, unsigned *sent, unsigned *succeeded);
 
 /* Cancels a request in flight, joins the thread, frees. Accepts NULL, returns NULL. */
 struct labeler *labeler_stop(struct labeler *lb);
