@@ -1,0 +1,616 @@
+"""fake_apiserver.py - a test Kubernetes API server for the node-labelling tests: a real TLS
+server (Python's ssl) speaking HTTP/2 through python3-h2 (ALPN "h2"), or HTTP/1.1 only to test
+the refusal, on 127.0.0.1 at a port of its own. It serves one node: it checks every request's
+method, path, bearer token, content type and JSON merge-patch body, applies the patch (RFC 7386:
+null deletes) to the node's labels, and records everything (requests, TLS handshakes, answers).
+Tests inject failures: the next N requests answered with an HTTP error and a k8s Status body, or
+hung (read, never answered), or connections that never get their TLS handshake.
+
+Certificates come from make_pki(), which runs the `openssl` command: a CA, a server certificate
+for IP:127.0.0.1 and DNS:localhost, an unrelated CA, and certificates for other names.
+
+Run by /usr/bin/python3 (Debian's python3-h2). Every accessor is thread-safe.
+"""
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+
+MERGE_PATCH = "application/merge-patch+json"
+
+# ---- certificates ----
+
+_CA_CONF = """[req]
+distinguished_name = dn
+prompt = no
+x509_extensions = v3_ca
+[dn]
+CN = %s
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+"""
+
+_LEAF_EXT = """basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = %s
+"""
+
+
+def _openssl(*args, cwd):
+    r = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("openssl %s failed: %s" % (" ".join(args), r.stderr.strip()))
+
+
+class Pki:
+    """Paths of the files make_pki() wrote. Certificates by name: cert(name) -> (crt, key)."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.ca = os.path.join(directory, "ca.crt")
+        self.other_ca = os.path.join(directory, "other-ca.crt")
+
+    def cert(self, name):
+        return (os.path.join(self.dir, name + ".crt"), os.path.join(self.dir, name + ".key"))
+
+
+# name -> (issuing CA, subjectAltName)
+CERTS = {
+    "server": ("ca", "IP:127.0.0.1,DNS:localhost"),  # the right one
+    "other_name": ("ca", "IP:10.9.9.9,DNS:apiserver.example"),  # right CA, wrong name and IP
+    "ip_only": ("ca", "IP:127.0.0.1"),  # right for https://127.0.0.1, wrong for localhost
+    "dns_only": ("ca", "DNS:localhost"),  # right for https://localhost, wrong for 127.0.0.1
+    "other_ca_server": ("other-ca", "IP:127.0.0.1,DNS:localhost"),  # right name, unknown CA
+}
+
+
+def make_pki(directory):
+    """Writes the CAs and the certificates of CERTS under |directory| (EC P-256, valid 2 days)."""
+    os.makedirs(directory, exist_ok=True)
+    for ca in ("ca", "other-ca"):
+        conf = os.path.join(directory, ca + ".cnf")
+        with open(conf, "w") as f:
+            f.write(_CA_CONF % ("sgxdevplugin test " + ca))
+        _openssl("req", "-x509", "-config", conf, "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ca + ".key", "-out",
+                 ca + ".crt", "-days", "2", cwd=directory)
+    for name, (ca, san) in CERTS.items():
+        ext = os.path.join(directory, name + ".ext")
+        with open(ext, "w") as f:
+            f.write(_LEAF_EXT % san)
+        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", name + ".key", "-out", name + ".csr", "-subj",
+                 "/CN=" + name, cwd=directory)
+        _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+                 "-set_serial", str(abs(hash(name)) % (1 << 62) + 1), "-days", "2", "-extfile",
+                 ext, "-out", name + ".crt", cwd=directory)
+    return Pki(directory)
+
+
+# ---- what the server records ----
+
+class Request:
+    """One HTTP/2 request as the server saw it."""
+
+    def __init__(self, conn, headers, body):
+        self.t = time.monotonic()
+        self.conn = conn  # the connection's number (1, 2, ...)
+        self.headers = headers  # {lowercase name: value}; repeated names joined with ", "
+        self.method = headers.get(":method")
+        self.path = headers.get(":path")
+        self.body = bytes(body)
+        self.json = None
+        auth = headers.get("authorization", "")
+        self.token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        self.problems = []  # what the client got wrong (a test asserts there is none)
+        self.status = None  # the answer's HTTP status; None while unanswered / hung
+        self.answer = None  # the answer's body (str)
+        self.injected = False  # the answer came from an injection
+        self.labels = None  # the node's labels after this request, when it succeeded
+
+    def __repr__(self):
+        return "<%s %s token=%r status=%s body=%s%s>" % (
+            self.method, self.path, self.token, self.status, self.body[:200],
+            " problems=%s" % self.problems if self.problems else "")
+
+
+class Connection:
+    def __init__(self, n, peer):
+        self.n = n
+        self.peer = peer
+        self.t = time.monotonic()
+        self.handshake = None  # True done, False failed, None not (yet) attempted
+        self.handshake_error = None
+        self.alpn = None  # the protocol ALPN selected, None when none
+        self.closed = None  # monotonic time the connection ended
+        self.raw = b""  # the first bytes of a non-h2 connection's data
+
+
+def status_body(code, reason, message):
+    """A k8s Status document, as the API server sends with an error."""
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                       "status": "Failure", "message": message, "reason": reason,
+                       "code": code})
+
+
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+           405: "MethodNotAllowed", 409: "Conflict", 415: "UnsupportedMediaType",
+           422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
+           503: "ServiceUnavailable"}
+
+
+def default_message(code, node):
+    return {
+        401: "Unauthorized",
+        403: 'nodes "%s" is forbidden: User "system:serviceaccount:kube-system:sgxdevplugin" '
+             'cannot patch resource "nodes" in API group "" at the cluster scope' % node,
+        404: 'nodes "%s" not found' % node,
+        409: 'Operation cannot be fulfilled on nodes "%s": the object has been modified; please '
+             'apply your changes to the latest version and try again' % node,
+        500: "Internal error occurred: etcdserver: request timed out",
+    }.get(code, "the test API server says %d" % code)
+
+
+def check_patch(doc):
+    """What is wrong with a node merge patch that may only touch metadata.labels."""
+    if not isinstance(doc, dict):
+        return ["the body is not a JSON object"]
+    if set(doc) != {"metadata"}:
+        return ["the patch touches %s, not only metadata" % sorted(doc)]
+    md = doc["metadata"]
+    if not isinstance(md, dict) or set(md) != {"labels"}:
+        return ["the patch's metadata is not {\"labels\": ...}: %r" % (md,)]
+    labels = md["labels"]
+    if not isinstance(labels, dict):
+        return ["metadata.labels is not an object: %r" % (labels,)]
+    return ["label %r: value %r is neither a string nor null" % (k, v)
+            for k, v in labels.items() if v is not None and not isinstance(v, str)]
+
+
+def merge_labels(labels, patch):
+    """RFC 7386 on a flat string map: null deletes, a string sets."""
+    out = dict(labels)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+# ---- the server ----
+
+class FakeApiServer:
+    """The test API server. start() binds 127.0.0.1:0 (see .port, .url); stop() ends it all.
+
+    |cert| names a certificate of make_pki() (CERTS); |alpn| is the list the server offers
+    (["h2"]; ["http/1.1"] for a server that will not speak HTTP/2; None for no ALPN at all).
+    """
+
+    def __init__(self, pki, node="node-1", tokens=("token-1",), labels=None, cert="server",
+                 alpn=("h2",)):
+        self.node = node
+        self.node_path = "/api/v1/nodes/" + node
+        self.cond = threading.Condition()
+        self._tokens = set(tokens)
+        self._labels = {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux"}
+        if labels:
+            self._labels.update(labels)
+        self._resource_version = 1
+        self._inject = []  # ("status", code, message) / ("hang",) for the next requests
+        self._hang_tls = 0  # this many next connections never get a TLS handshake
+        self.requests = []
+        self.connections = []
+        self.errors = []  # server-side failures (a test asserts there is none)
+        self.pki = pki
+        crt, key = pki.cert(cert)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        if alpn is not None:
+            self.ctx.set_alpn_protocols(list(alpn))
+        self._stopping = False
+        self._threads = []
+        self._socks = set()
+        self.listener = None
+        self.port = None
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d" % self.port
+
+    # ---- life ----
+
+    def start(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self._spawn(self._accept_loop)
+        return self
+
+    def stop(self):
+        with self.cond:
+            self._stopping = True
+            socks = list(self._socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(5)
+        self.listener.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _spawn(self, fn, *args):
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _accept_loop(self):
+        while not self._stopping:
+            try:
+                s, peer = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.cond:
+                c = Connection(len(self.connections) + 1, peer)
+                self.connections.append(c)
+                hang = self._hang_tls > 0
+                if hang:
+                    self._hang_tls -= 1
+                self._socks.add(s)
+                self.cond.notify_all()
+            self._spawn(self._serve, s, c, hang)
+
+    # ---- test controls ----
+
+    def set_tokens(self, *tokens):
+        """From now on only these bearer tokens are accepted."""
+        with self.cond:
+            self._tokens = set(tokens)
+
+    def inject(self, code, count=1, message=None):
+        """The next |count| requests are answered |code| with a k8s Status body."""
+        with self.cond:
+            self._inject += [("status", code, message or default_message(code, self.node))] * count
+
+    def inject_hang(self, count=1):
+        """The next |count| requests are read and never answered."""
+        with self.cond:
+            self._inject += [("hang",)] * count
+
+    def hang_tls(self, count=1):
+        """The next |count| connections are accepted and never get a TLS handshake."""
+        with self.cond:
+            self._hang_tls += count
+
+    def clear_injections(self):
+        with self.cond:
+            self._inject = []
+            self._hang_tls = 0
+
+    def labels(self):
+        with self.cond:
+            return dict(self._labels)
+
+    def set_label(self, key, value):
+        """Someone else changes the node: |value| None removes the label."""
+        with self.cond:
+            self._labels = merge_labels(self._labels, {key: value})
+            self._resource_version += 1
+
+    def snapshot(self):
+        """(requests, connections) as lists, copied under the lock."""
+        with self.cond:
+            return list(self.requests), list(self.connections)
+
+    def wait_for(self, predicate, timeout, what):
+        """Calls predicate(server) under the lock until it returns something true; returns it."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                v = predicate(self)
+                if v:
+                    return v
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        "timed out after %.1f s waiting for %s; requests: %s; connections: %s; "
+                        "labels: %s" % (timeout, what, self.requests[-5:],
+                                        [(c.n, c.handshake, c.handshake_error, c.alpn)
+                                         for c in self.connections[-5:]], self._labels))
+                self.cond.wait(min(left, 0.05))
+
+    def wait_requests(self, n, timeout, since=0, status=None):
+        """Waits for |n| requests from index |since| on (with that |status| if given, answered);
+        returns them."""
+
+        def got(s):
+            rs = [r for r in s.requests[since:]
+                  if status is None or r.status == status]
+            return rs if len(rs) >= n else None
+
+        return self.wait_for(got, timeout, "%d request(s)%s" % (
+            n, "" if status is None else " answered %d" % status))
+
+    def node_json(self):
+        with self.cond:
+            return self._node_json()
+
+    def _node_json(self):
+        return json.dumps({"kind": "Node", "apiVersion": "v1",
+                           "metadata": {"name": self.node, "labels": self._labels,
+                                        "resourceVersion": str(self._resource_version)}})
+
+    # ---- one connection ----
+
+    def _serve(self, s, c, hang_tls):
+        try:
+            if hang_tls:
+                self._hold(s)
+                return
+            tls = self._handshake(s, c)
+            if tls is None:
+                return
+            if c.alpn == "h2":
+                self._serve_h2(tls, c)
+            else:
+                self._serve_other(tls, c)
+        except Exception as e:  # a bug of the test server itself
+            with self.cond:
+                self.errors.append("connection %d: %r" % (c.n, e))
+        finally:
+            with self.cond:
+                c.closed = time.monotonic()
+                self._socks.discard(s)
+                self.cond.notify_all()
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _hold(self, s):
+        """Reads and drops whatever comes until the peer closes or the server stops."""
+        s.settimeout(0.1)
+        while not self._stopping:
+            try:
+                if not s.recv(4096):
+                    return
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def _handshake(self, s, c):
+        s.settimeout(0.1)
+        tls = self.ctx.wrap_socket(s, server_side=True, do_handshake_on_connect=False)
+        with self.cond:
+            self._socks.discard(s)
+            self._socks.add(tls)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except socket.timeout:
+                if self._stopping:
+                    return None
+            except (ssl.SSLError, OSError) as e:
+                with self.cond:
+                    c.handshake = False
+                    c.handshake_error = str(e)
+                    self.cond.notify_all()
+                return None
+        with self.cond:
+            c.handshake = True
+            c.alpn = tls.selected_alpn_protocol()
+            self.cond.notify_all()
+        return tls
+
+    def _recv(self, tls):
+        """Bytes, or b"" at the end (peer closed, reset or server stopping)."""
+        while not self._stopping:
+            try:
+                return tls.recv(65536)
+            except socket.timeout:
+                continue
+            except ssl.SSLWantReadError:
+                continue
+            except (ssl.SSLError, OSError):
+                return b""
+        return b""
+
+    def _serve_other(self, tls, c):
+        """No h2 negotiated: keep the first bytes, answer as an HTTP/1.1 server would."""
+        data = self._recv(tls)
+        with self.cond:
+            c.raw = data[:200]
+            self.cond.notify_all()
+        if data:
+            msg = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            try:
+                tls.sendall(msg)
+            except OSError:
+                pass
+
+    def _serve_h2(self, tls, c):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        tls.sendall(conn.data_to_send())
+        streams = {}
+        while True:
+            data = self._recv(tls)
+            if not data:
+                return
+            try:
+                events = conn.receive_data(data)
+            except h2.exceptions.ProtocolError as e:
+                with self.cond:
+                    self.errors.append("connection %d: HTTP/2 protocol error from the client: %s"
+                                       % (c.n, e))
+                tls.sendall(conn.data_to_send())
+                return
+            for ev in events:
+                if isinstance(ev, h2.events.RequestReceived):
+                    hs = {}
+                    for k, v in ev.headers:
+                        hs[k] = hs[k] + ", " + v if k in hs else v
+                    streams[ev.stream_id] = (hs, bytearray())
+                    if ev.stream_ended:
+                        self._answer(conn, c, ev.stream_id, streams.pop(ev.stream_id))
+                elif isinstance(ev, h2.events.DataReceived):
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    if ev.stream_id in streams:
+                        streams[ev.stream_id][1].extend(ev.data)
+                    if ev.stream_ended and ev.stream_id in streams:
+                        self._answer(conn, c, ev.stream_id, streams.pop(ev.stream_id))
+                elif isinstance(ev, h2.events.StreamEnded):
+                    if ev.stream_id in streams:
+                        self._answer(conn, c, ev.stream_id, streams.pop(ev.stream_id))
+                elif isinstance(ev, h2.events.StreamReset):
+                    streams.pop(ev.stream_id, None)
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    tls.sendall(conn.data_to_send())
+                    return
+            out = conn.data_to_send()
+            if out:
+                try:
+                    tls.sendall(out)
+                except OSError:
+                    return
+
+    def _answer(self, conn, c, stream_id, stream):
+        headers, body = stream
+        req = Request(c.n, headers, body)
+        code, answer = self._decide(req)
+        if code is None:
+            return  # hung: never answered
+        data = answer.encode()
+        conn.send_headers(stream_id, [(":status", str(code)),
+                                      ("content-type", "application/json"),
+                                      ("content-length", str(len(data)))])
+        conn.send_data(stream_id, data, end_stream=True)
+
+    def _decide(self, req):
+        """Checks |req|, applies it, records it; returns (status, body) or (None, None) to hang."""
+        problems = req.problems
+        if req.method != "PATCH":
+            problems.append("method %r, not PATCH" % req.method)
+        ctype = req.headers.get("content-type")
+        if ctype != MERGE_PATCH:
+            problems.append("content-type %r, not %r" % (ctype, MERGE_PATCH))
+        if req.headers.get(":scheme") != "https":
+            problems.append(":scheme %r" % req.headers.get(":scheme"))
+        if not req.headers.get(":authority"):
+            problems.append("no :authority")
+        if req.token is None:
+            problems.append("no bearer token: authorization %r" % req.headers.get("authorization"))
+        elif req.token != req.token.strip() or not req.token:
+            problems.append("the token is not trimmed: %r" % req.token)
+        try:
+            req.json = json.loads(req.body.decode("utf-8"))
+            problems += check_patch(req.json)
+        except (UnicodeDecodeError, ValueError) as e:
+            problems.append("the body is not JSON: %s" % e)
+        with self.cond:
+            self.requests.append(req)
+            self.cond.notify_all()
+            if self._inject:
+                inj = self._inject.pop(0)
+                req.injected = True
+                if inj[0] == "hang":
+                    return None, None
+                return self._finish(req, inj[1], status_body(inj[1], REASONS.get(inj[1], ""),
+                                                             inj[2]))
+            if not req.path or not req.path.startswith("/api/v1/nodes/"):
+                return self._finish(req, 404, status_body(
+                    404, "NotFound", "the server could not find the requested resource"))
+            if req.path != self.node_path:
+                name = req.path[len("/api/v1/nodes/"):]
+                return self._finish(req, 404, status_body(404, "NotFound",
+                                                          'nodes "%s" not found' % name))
+            if req.token not in self._tokens:
+                return self._finish(req, 401, status_body(401, "Unauthorized", "Unauthorized"))
+            if req.method != "PATCH":
+                return self._finish(req, 405, status_body(405, "MethodNotAllowed",
+                                                          "the server does not allow this "
+                                                          "method on the requested resource"))
+            if ctype != MERGE_PATCH:
+                return self._finish(req, 415, status_body(
+                    415, "UnsupportedMediaType", "the body of the request was in an unknown "
+                    "format - accepted media types include: application/json-patch+json, "
+                    "application/merge-patch+json, application/apply-patch+yaml"))
+            if problems:
+                return self._finish(req, 422, status_body(422, "Invalid", "; ".join(problems)))
+            self._labels = merge_labels(self._labels, req.json["metadata"]["labels"])
+            self._resource_version += 1
+            req.labels = dict(self._labels)
+            return self._finish(req, 200, self._node_json())
+
+    def _finish(self, req, code, body):
+        req.status = code
+        req.answer = body
+        self.cond.notify_all()
+        return code, body
+
+
+# ---- a minimal client, for the server's own self-test ----
+
+def h2_request(port, ca, token, body, path, server_hostname="localhost", method="PATCH",
+               content_type=MERGE_PATCH, timeout=5.0):
+    """One HTTP/2 request over TLS to 127.0.0.1:|port|; returns (status, body str). Raises
+    ssl.SSLError when the certificate does not verify, RuntimeError when h2 is not negotiated."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
+            if tls.selected_alpn_protocol() != "h2":
+                raise RuntimeError("ALPN selected %r" % tls.selected_alpn_protocol())
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(
+                client_side=True, header_encoding="utf-8"))
+            conn.initiate_connection()
+            sid = conn.get_next_available_stream_id()
+            data = body.encode() if isinstance(body, str) else body
+            conn.send_headers(sid, [(":method", method), (":scheme", "https"),
+                                    (":authority", "127.0.0.1:%d" % port), (":path", path),
+                                    ("authorization", "Bearer " + token),
+                                    ("content-type", content_type),
+                                    ("content-length", str(len(data)))])
+            conn.send_data(sid, data, end_stream=True)
+            tls.sendall(conn.data_to_send())
+            status, answer = None, bytearray()
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    raise RuntimeError("the server closed the connection")
+                for ev in conn.receive_data(chunk):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        status = int(dict(ev.headers)[":status"])
+                    elif isinstance(ev, h2.events.DataReceived):
+                        answer.extend(ev.data)
+                        conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        return status, answer.decode()
+                tls.sendall(conn.data_to_send())
