@@ -16,6 +16,8 @@ struct discovery;
 #define CAPS_MAX_CPUID_RECORDS 128
 #define CAPS_MAX_EPC_SECTIONS 16
 #define CAPS_MAX_NODES 64
+#define CAPS_MAX_RECORD_FILE (64 * 1024) /* a recorded CPUID file */
+#define CAPS_MAX_CPUINFO (64 * 1024)     /* read of /proc/cpuinfo: the first processor is ~2 KiB */
 
 struct cpuid_regs {
         uint32_t eax, ebx, ecx, edx;
@@ -42,21 +44,27 @@ struct cpuid_record {
 
 /*
  * Parses a recorded dump: one entry per line, "LEAF SUBLEAF EAX EBX ECX EDX", six hex numbers
- * (0x optional) separated by blanks; blank lines and '#' comments are skipped. Returns 0, or
- * -EINVAL with one line in |err| naming the line number (malformed line, too many entries, a
- * repeated leaf/subleaf pair).
+ * (0x optional, at most 32 bits) separated by blanks; blank lines and '#' comments are skipped.
+ * Returns 0, or -EINVAL with one line in |err| naming the line number (malformed line, too many
+ * entries, a repeated leaf/subleaf pair), or saying that leaf 0 (vendor and maximum leaf) is
+ * missing. |text| need not be NUL-terminated; a NUL byte in it is malformed.
  */
 int cpuid_record_parse(const char *text, size_t len, struct cpuid_record *ret, char *err,
                        size_t errsz);
-/* Reads and parses |path|. Returns 0, -errno (the file), -EINVAL (its content, see above). */
+/*
+ * Reads (at most CAPS_MAX_RECORD_FILE bytes) and parses |path|. Returns 0, -errno (the file:
+ * -ENOENT, -EACCES, -EISDIR, -EFBIG when larger), -EINVAL (its content, see above); |err| then
+ * holds one line starting with the path.
+ */
 int cpuid_record_load(const char *path, struct cpuid_record *ret, char *err, size_t errsz);
 /* A cpuid_fn over a struct cpuid_record (the userdata): entries not recorded answer zeros. */
 int cpuid_recorded(uint32_t leaf, uint32_t subleaf, struct cpuid_regs *ret, void *userdata);
 
 /* What the CPU says (CPUID). */
 struct sgx_cpu {
-        bool valid;      /* the CPUID source answered */
-        char vendor[13]; /* "GenuineIntel" */
+        bool valid;        /* the CPUID source answered */
+        char vendor[13];   /* "GenuineIntel" (CPUID.0: EBX, EDX, ECX), NUL-terminated */
+        uint32_t max_leaf; /* CPUID.0:EAX: leaves above it are never read */
         bool hypervisor; /* CPUID.1:ECX[31]: running in a VM */
         bool sgx;        /* CPUID.(7,0):EBX[2] */
         bool flc;        /* CPUID.(7,0):ECX[30] SGX_LC, Flexible Launch Control */
@@ -64,6 +72,9 @@ struct sgx_cpu {
         unsigned max_enclave_bits_32; /* CPUID.(0x12,0):EDX[7:0]: max enclave size 2^n, 32-bit */
         unsigned max_enclave_bits_64; /* CPUID.(0x12,0):EDX[15:8] */
         unsigned n_epc_sections;      /* valid sections in sub-leaves 2.. (type 1) */
+        struct {
+                uint64_t base, size;  /* bytes; EAX/EBX and ECX/EDX bits 51:12 */
+        } epc[CAPS_MAX_EPC_SECTIONS]; /* the first n_epc_sections, in sub-leaf order */
         uint64_t epc_bytes;           /* their sizes added up */
 };
 
@@ -94,8 +105,9 @@ int caps_parse_release(const char *s, unsigned *major, unsigned *minor);
 int caps_parse_u64(const char *text, size_t len, uint64_t *ret);
 
 /*
- * Reads the kernel's facts under |proc_root| and |sys_root|. Missing files are no error (the
- * fields stay unset); returns 0, or -ENOMEM.
+ * Reads the kernel's facts under |proc_root| and |sys_root|. Missing or unreadable files and bad
+ * content are no error (the fields stay unset, bad content is logged at debug); every read is
+ * bounded. Returns 0, or -ENOMEM.
  */
 int caps_read_kernel(const char *proc_root, const char *sys_root, struct sgx_kernel *ret);
 
@@ -129,9 +141,27 @@ struct sgx_caps {
         char verdict_line[256];  /* one line for an operator: what it is and what to do */
 };
 
-/* Combines the facts. Pure. */
+/*
+ * Combines the facts. Pure. The driver comes from d->dcap_enclave (host path "/dev/sgx_enclave":
+ * in-kernel; "/dev/sgx/enclave" or "/dev/sgx/sgx_enclave": out-of-tree DCAP; dcap_legacy: the old
+ * DCAP driver); |d| may be NULL (no devices). The verdict, in this order: a device node (DCAP
+ * or isgx) is present → usable, whatever CPUID says (the driver loaded, so the kernel found
+ * SGX; a disagreeing or absent CPUID is noted in the line); else no CPUID or no SGX bit →
+ * no-sgx; a hypervisor → vm-no-device; SGX1 clear or no EPC section → firmware-off; no FLC
+ * (CPUID nor the kernel's sgx_lc) → no-flc; else → no-driver.
+ */
 void caps_evaluate(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel,
                    const struct discovery *d, struct sgx_caps *ret);
+
+/*
+ * The whole collection, as probe and the daemon do it: caps_read_kernel(proc_root, sys_root),
+ * CPUID from |cpuid_file| (a recorded dump, cpuid_record_load) or from this CPU when NULL
+ * (cpuid_native), then caps_evaluate with |d|. Returns 0, -ENOMEM, or -errno with one line in
+ * |err| when the cpuid file cannot be read or parsed (the caller prints or logs it). Missing
+ * proc/sys files are no error.
+ */
+int caps_collect(const char *proc_root, const char *sys_root, const char *cpuid_file,
+                 const struct discovery *d, struct sgx_caps *ret, char *err, size_t errsz);
 
 const char *sgx_driver_name(enum sgx_driver drv);   /* "none", "in-kernel", "dcap", "dcap-legacy" */
 const char *sgx_verdict_name(enum sgx_verdict v);   /* "usable", "no-sgx", "firmware-off", ... */
