@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capabilities.h"
 #include "cli.h"
 #include "discovery.h"
 #include "health.h"
@@ -19,12 +20,24 @@
 
 static int run_probe(const struct cli_options *opt) {
         struct discovery d;
+        struct sgx_caps caps;
+        char err[512];
         int r = discovery_scan(opt->dev_root, &d);
         if (r < 0) {
                 fprintf(stderr, "sgxdevplugin: cannot scan %s: %s\n", opt->dev_root, strerror(-r));
                 return 1;
         }
-        return probe_report(stdout, opt, &d) < 0 ? 1 : 0;
+        r = caps_collect(opt->proc_root, opt->sys_root, opt->cpuid_file, &d, &caps, err,
+                         sizeof(err));
+        if (r < 0) {
+                if (err[0])
+                        fprintf(stderr, "sgxdevplugin: --cpuid-file: %s\n", err);
+                else
+                        fprintf(stderr, "sgxdevplugin: cannot read the SGX capabilities: %s\n",
+                                strerror(-r));
+                return 1;
+        }
+        return probe_report(stdout, opt, &d, &caps) < 0 ? 1 : 0;
 }
 
 static int run_daemon(const struct cli_options *opt) {

@@ -1,12 +1,15 @@
 /*
- * probe.c - `sgxdevplugin probe` (see probe.h): the device nodes found, the devices chosen, and
- * per resource its name, slot count, health, socket and what Allocate would map. The mapping is
+ * probe.c - `sgxdevplugin probe` (see probe.h): the device nodes found, the devices chosen, the
+ * SGX capabilities (CPUID, kernel, EPC per NUMA node, driver, verdict; facts are
+ * capabilities.c's), and per resource its name, slot count, health, socket and what Allocate
+ * would map. The mapping is
  * asked of the real Allocate handler (dp_handle_allocate) with one slot ID, so the probe cannot
  * drift from what the kubelet would get. JSON is built and escaped by jansson.
  */
 #include "probe.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include <jansson.h>
 
 #include "api.pb-c.h"
+#include "capabilities.h"
 #include "cli.h"
 #include "deviceplugin.h"
 #include "discovery.h"
@@ -190,8 +194,70 @@ static void print_allocate(FILE *out, const struct resource_view *v) {
         }
 }
 
+/* "93.5 MiB", "4064 MiB" */
+static const char *mib(uint64_t bytes, char *buf, size_t size) {
+        if (bytes % (1024 * 1024) == 0)
+                snprintf(buf, size, "%" PRIu64 " MiB", bytes >> 20);
+        else
+                snprintf(buf, size, "%.1f MiB", (double) bytes / (1024.0 * 1024.0));
+        return buf;
+}
+
+static const char *yes_no(bool b) {
+        return b ? "yes" : "no";
+}
+
+static void print_caps(FILE *out, const struct cli_options *opt, const struct sgx_caps *c) {
+        const struct sgx_cpu *cpu = &c->cpu;
+        const struct sgx_kernel *k = &c->kernel;
+        char b1[32], b2[32];
+
+        fprintf(out, "\nSGX capabilities (CPUID %s%s):\n",
+                opt->cpuid_file ? "recorded in " : "of this CPU",
+                opt->cpuid_file ? opt->cpuid_file : "");
+        if (cpu->valid)
+                fprintf(out, "  %-16s %s, max leaf 0x%" PRIx32 ", hypervisor %s\n", "cpu",
+                        cpu->vendor[0] ? cpu->vendor : "(no vendor)", cpu->max_leaf,
+                        yes_no(cpu->hypervisor));
+        else
+                fprintf(out, "  %-16s no CPUID (not x86)\n", "cpu");
+        fprintf(out, "  %-16s %s\n", "sgx", yes_no(cpu->sgx));
+        fprintf(out, "  %-16s %s\n", "sgx1", yes_no(cpu->sgx1));
+        fprintf(out, "  %-16s %s\n", "sgx2", yes_no(cpu->sgx2));
+        fprintf(out, "  %-16s %s (CPUID %s, kernel sgx_lc flag %s)\n", "flc", yes_no(c->flc),
+                yes_no(cpu->flc), yes_no(k->flag_sgx_lc));
+        if (cpu->max_enclave_bits_32 || cpu->max_enclave_bits_64)
+                fprintf(out, "  %-16s 2^%u bytes (32-bit), 2^%u bytes (64-bit)\n", "max enclave",
+                        cpu->max_enclave_bits_32, cpu->max_enclave_bits_64);
+        else
+                fprintf(out, "  %-16s unknown\n", "max enclave");
+        fprintf(out, "  %-16s %s in %u section%s\n", "epc (cpuid)",
+                mib(cpu->epc_bytes, b1, sizeof(b1)), cpu->n_epc_sections,
+                cpu->n_epc_sections == 1 ? "" : "s");
+        if (k->n_nodes > 0) {
+                fprintf(out, "  %-16s %s in %zu NUMA node%s\n", "epc (kernel)",
+                        mib(k->epc_bytes, b1, sizeof(b1)), k->n_nodes, k->n_nodes == 1 ? "" : "s");
+                for (size_t i = 0; i < k->n_nodes; i++) {
+                        snprintf(b2, sizeof(b2), "node%u", k->nodes[i].node);
+                        fprintf(out, "    %-14s %s\n", b2, mib(k->nodes[i].bytes, b1, sizeof(b1)));
+                }
+        } else {
+                fprintf(out, "  %-16s not reported (no sgx_total_bytes under --sys-root)\n",
+                        "epc (kernel)");
+        }
+        fprintf(out, "  %-16s %s\n", "epc total", mib(c->epc_bytes, b1, sizeof(b1)));
+        fprintf(out, "  %-16s %s\n", "kernel", k->release[0] ? k->release : "unknown");
+        if (k->cpuinfo_read)
+                fprintf(out, "  %-16s sgx %s, sgx_lc %s\n", "cpuinfo flags", yes_no(k->flag_sgx),
+                        yes_no(k->flag_sgx_lc));
+        else
+                fprintf(out, "  %-16s unknown (no cpuinfo under --proc-root)\n", "cpuinfo flags");
+        fprintf(out, "  %-16s %s\n", "driver", sgx_driver_name(c->driver));
+        fprintf(out, "  %-16s %s\n", "sgx2 usable", yes_no(c->sgx2_usable));
+}
+
 static void print_text(FILE *out, const struct cli_options *opt, const struct discovery *d,
-                       const struct report *rep) {
+                       const struct sgx_caps *caps, const struct report *rep) {
         int wn = (int) strlen("NAME"), wp = (int) strlen("HOST PATH"),
             wr = (int) strlen("RESOURCE");
 
@@ -223,6 +289,9 @@ static void print_text(FILE *out, const struct cli_options *opt, const struct di
                                      "not used)\n");
         }
 
+        if (caps)
+                print_caps(out, opt, caps);
+
         for (size_t i = 0; i < rep->n_res; i++)
                 wr = max_int(wr, width(rep->res[i].name));
         fprintf(out, "\nresources (sockets in %s):\n", opt->kubelet_dir);
@@ -237,6 +306,10 @@ static void print_text(FILE *out, const struct cli_options *opt, const struct di
 
         for (size_t i = 0; i < rep->n_res; i++)
                 print_allocate(out, &rep->res[i]);
+
+        if (caps)
+                fprintf(out, "\nverdict: %s - %s\n", sgx_verdict_name(caps->verdict),
+                        caps->verdict_line);
 }
 
 /* ---- JSON ---- */
@@ -305,8 +378,58 @@ out_free_object:
         return NULL;
 }
 
+static json_t *bytes_json(uint64_t v) {
+        return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t) v);
+}
+
+/* The capabilities as one object; NULL on ENOMEM. */
+static json_t *caps_json(const struct cli_options *opt, const struct sgx_caps *c) {
+        const struct sgx_cpu *cpu = &c->cpu;
+        const struct sgx_kernel *k = &c->kernel;
+        json_t *o, *sections, *nodes;
+
+        o = json_pack("{s:o, s:{s:b, s:s, s:I, s:b, s:b, s:b, s:b, s:b, s:I, s:I, s:[], s:o}, "
+                      "s:{s:s, s:I, s:I, s:b, s:b, s:b, s:[], s:o}, "
+                      "s:s, s:b, s:b, s:b, s:b, s:o, s:I, s:s, s:s}",
+                      "cpuid_source",
+                      opt->cpuid_file ? json_string(opt->cpuid_file) : json_string("native"), "cpu",
+                      "valid", (int) cpu->valid, "vendor", cpu->vendor, "max_leaf",
+                      (json_int_t) cpu->max_leaf, "hypervisor", (int) cpu->hypervisor, "sgx",
+                      (int) cpu->sgx, "sgx1", (int) cpu->sgx1, "sgx2", (int) cpu->sgx2, "flc",
+                      (int) cpu->flc, "max_enclave_bits_32", (json_int_t) cpu->max_enclave_bits_32,
+                      "max_enclave_bits_64", (json_int_t) cpu->max_enclave_bits_64, "epc_sections",
+                      "epc_bytes", bytes_json(cpu->epc_bytes), "kernel", "release", k->release,
+                      "major", (json_int_t) k->major, "minor", (json_int_t) k->minor,
+                      "cpuinfo_read", (int) k->cpuinfo_read, "flag_sgx", (int) k->flag_sgx,
+                      "flag_sgx_lc", (int) k->flag_sgx_lc, "epc_nodes", "epc_bytes",
+                      bytes_json(k->epc_bytes), "driver", sgx_driver_name(c->driver), "dcap",
+                      (int) c->dcap, "ias", (int) c->ias, "flc", (int) c->flc, "sgx2_usable",
+                      (int) c->sgx2_usable, "epc_bytes", bytes_json(c->epc_bytes), "epc_mib",
+                      (json_int_t) (c->epc_bytes >> 20), "verdict", sgx_verdict_name(c->verdict),
+                      "verdict_line", c->verdict_line);
+        if (!o)
+                return NULL;
+        sections = json_object_get(json_object_get(o, "cpu"), "epc_sections");
+        nodes = json_object_get(json_object_get(o, "kernel"), "epc_nodes");
+        for (unsigned i = 0; i < cpu->n_epc_sections && i < CAPS_MAX_EPC_SECTIONS; i++)
+                if (json_array_append_new(sections, json_pack("{s:o, s:o}", "base",
+                                                              bytes_json(cpu->epc[i].base), "bytes",
+                                                              bytes_json(cpu->epc[i].size))) < 0)
+                        goto out_free_object;
+        for (size_t i = 0; i < k->n_nodes && i < CAPS_MAX_NODES; i++)
+                if (json_array_append_new(nodes, json_pack("{s:I, s:o}", "node",
+                                                           (json_int_t) k->nodes[i].node, "bytes",
+                                                           bytes_json(k->nodes[i].bytes))) < 0)
+                        goto out_free_object;
+        return o;
+
+out_free_object:
+        json_decref(o);
+        return NULL;
+}
+
 static int print_json(FILE *out, const struct cli_options *opt, const struct discovery *d,
-                      const struct report *rep) {
+                      const struct sgx_caps *caps, const struct report *rep) {
         json_t *root, *devices, *resources;
         char *text;
         int r = -ENOMEM;
@@ -321,6 +444,8 @@ static int print_json(FILE *out, const struct cli_options *opt, const struct dis
                 return -ENOMEM;
         devices = json_object_get(root, "devices");
         resources = json_object_get(root, "resources");
+        if (caps && json_object_set_new(root, "capabilities", caps_json(opt, caps)) < 0)
+                goto out_free_root;
 
         for (size_t i = 0; i < d->n_entries; i++) {
                 const struct discovery_entry *e = &d->entries[i];
@@ -358,7 +483,8 @@ out_free_root:
         return r;
 }
 
-int probe_report(FILE *out, const struct cli_options *opt, const struct discovery *d) {
+int probe_report(FILE *out, const struct cli_options *opt, const struct discovery *d,
+                 const struct sgx_caps *caps) {
         struct report rep;
         int r;
 
@@ -366,9 +492,9 @@ int probe_report(FILE *out, const struct cli_options *opt, const struct discover
         if (r < 0)
                 return r;
         if (opt->json)
-                r = print_json(out, opt, d, &rep);
+                r = print_json(out, opt, d, caps, &rep);
         else
-                print_text(out, opt, d, &rep);
+                print_text(out, opt, d, caps, &rep);
         report_free(&rep);
         if (r < 0)
                 return r;

@@ -1,7 +1,7 @@
 /*
  * test_probe.c - unit tests for src/probe.c: fake device trees (mknod under mkdtemp, tests run as
- * root), the options from cli_parse, the report read back from a memory stream (JSON with
- * jansson).
+ * root), fake proc/sys trees and recorded CPUID beside them, the options from cli_parse, the
+ * capabilities from caps_collect, the report read back from a memory stream (JSON with jansson).
  */
 #include "probe.h"
 
@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "capabilities.h"
 #include "cli.h"
 #include "discovery.h"
 #include "unit.h"
@@ -71,6 +72,7 @@ static char *run_probe(int *ret, ...) {
         int argc = 0, r;
         struct cli_options o;
         struct discovery d;
+        struct sgx_caps caps;
         char err[256];
         size_t len = 0;
         const char *a;
@@ -92,11 +94,15 @@ static char *run_probe(int *ret, ...) {
         if (r < 0)
                 return NULL;
         CHECK_INT(discovery_scan(o.dev_root, &d), 0);
+        r = caps_collect(o.proc_root, o.sys_root, o.cpuid_file, &d, &caps, err, sizeof(err));
+        CHECK_INT(r, 0);
+        if (r < 0)
+                return NULL;
         f = open_memstream(&text, &len);
         CHECK(f != NULL);
         if (!f)
                 return NULL;
-        r = probe_report(f, &o, &d);
+        r = probe_report(f, &o, &d, &caps);
         fclose(f);
         if (ret)
                 *ret = r;
@@ -340,9 +346,190 @@ static void test_probe_write_error(void) {
         f = fopen("/dev/full", "w");
         CHECK(f != NULL);
         if (f) {
-                CHECK_INT(probe_report(f, &o, &d), -EIO);
+                CHECK_INT(probe_report(f, &o, &d, NULL), -EIO);
                 fclose(f);
         }
+        teardown();
+}
+
+/* ---- capabilities ---- */
+
+/* Writes TOP/facts/REL (parents made). */
+static void fact(const char *rel, const char *text) {
+        char p[256];
+        FILE *f;
+
+        snprintf(p, sizeof(p), "%s/facts/%s", top, rel);
+        for (char *s = p + strlen(top) + 1; (s = strchr(s, '/')); s++) {
+                *s = '\0';
+                mkdir(p, 0755);
+                *s = '/';
+        }
+        f = fopen(p, "w");
+        CHECK(f != NULL);
+        if (f) {
+                fputs(text, f);
+                fclose(f);
+        }
+}
+
+/* An SGX2 + FLC server (Ice Lake-SP registers) on Linux 6.5 with two NUMA nodes of EPC. */
+static void sgx2_server_facts(void) {
+        fact("cpuid", "# Ice Lake-SP\n"
+                      "0 0 1b 756e6547 6c65746e 49656e69\n"
+                      "1 0 606a6 36800800 7ffefbff bfebfbff\n"
+                      "7 0 2 f3bfb7ef 40417f5e bc040412\n"
+                      "12 0 403 1 0 381f\n"
+                      "12 2 c00001 40 7ec00002 0\n"
+                      "12 3 c00001 80 7f400002 0\n");
+        fact("proc/cpuinfo", "processor\t: 0\nflags\t\t: fpu sgx sgx_lc\n");
+        fact("proc/sys/kernel/osrelease", "6.5.0-18-generic\n");
+        fact("sys/devices/system/node/node0/x86/sgx_total_bytes", "2126512128\n");
+        fact("sys/devices/system/node/node1/x86/sgx_total_bytes", "2134900736\n");
+}
+
+static char facts_proc[128], facts_sys[128], facts_cpuid[128];
+
+static void facts_paths(void) {
+        snprintf(facts_proc, sizeof(facts_proc), "%s/facts/proc", top);
+        snprintf(facts_sys, sizeof(facts_sys), "%s/facts/sys", top);
+        snprintf(facts_cpuid, sizeof(facts_cpuid), "%s/facts/cpuid", top);
+}
+
+static void test_probe_text_capabilities(void) {
+        char *text, *last;
+
+        setup();
+        in_kernel_tree();
+        sgx2_server_facts();
+        facts_paths();
+        text = run_probe(NULL, "--proc-root", facts_proc, "--sys-root", facts_sys, "--cpuid-file",
+                         facts_cpuid, NULL);
+        CHECK(text != NULL);
+        if (!text)
+                goto out;
+        CHECK(strstr(text, "cpu              GenuineIntel, max leaf 0x1b, hypervisor no\n"));
+        CHECK(strstr(text, "  sgx1             yes\n"));
+        CHECK(strstr(text, "  sgx2             yes\n"));
+        CHECK(strstr(text, "  flc              yes"));
+        CHECK(strstr(text, "  max enclave      2^31 bytes (32-bit), 2^56 bytes (64-bit)\n"));
+        CHECK(strstr(text, "  epc (cpuid)      4064 MiB in 2 sections\n"));
+        CHECK(strstr(text, "  epc (kernel)     4064 MiB in 2 NUMA nodes\n"));
+        CHECK(strstr(text, "    node0          2028 MiB\n"));
+        CHECK(strstr(text, "    node1          2036 MiB\n"));
+        CHECK(strstr(text, "  kernel           6.5.0-18-generic\n"));
+        CHECK(strstr(text, "  driver           in-kernel\n"));
+        CHECK(strstr(text, "  sgx2 usable      yes\n"));
+        /* the verdict is the last line */
+        last = strstr(text, "\nverdict: ");
+        CHECK(last != NULL);
+        if (last) {
+                const char want[] = "\nverdict: usable - SGX usable: in-kernel driver";
+
+                CHECK(strncmp(last, want, sizeof(want) - 1) == 0);
+                CHECK(strchr(last + 1, '\n') == text + strlen(text) - 1);
+        }
+out:
+        free(text);
+        teardown();
+}
+
+static json_t *probe_json_args(const char *a1, const char *a2, const char *a3, const char *a4,
+                               const char *a5, const char *a6) {
+        char *text = run_probe(NULL, "--json", a1, a2, a3, a4, a5, a6, NULL);
+        json_error_t jerr;
+        json_t *j;
+
+        if (!text)
+                return NULL;
+        j = json_loads(text, 0, &jerr);
+        CHECK(j != NULL);
+        free(text);
+        return j;
+}
+
+static void test_probe_json_capabilities(void) {
+        json_t *j, *c, *nodes;
+
+        setup();
+        in_kernel_tree();
+        sgx2_server_facts();
+        facts_paths();
+        j = probe_json_args("--proc-root", facts_proc, "--sys-root", facts_sys, "--cpuid-file",
+                            facts_cpuid);
+        c = json_object_get(j, "capabilities");
+        CHECK(json_is_object(c));
+        CHECK_STR(json_string_value(json_object_get(c, "cpuid_source")), facts_cpuid);
+        CHECK(json_is_true(json_object_get(json_object_get(c, "cpu"), "sgx2")));
+        CHECK(json_is_true(json_object_get(json_object_get(c, "cpu"), "flc")));
+        CHECK_INT(json_integer_value(
+                          json_object_get(json_object_get(c, "cpu"), "max_enclave_bits_64")),
+                  56);
+        CHECK_INT(json_array_size(json_object_get(json_object_get(c, "cpu"), "epc_sections")), 2);
+        nodes = json_object_get(json_object_get(c, "kernel"), "epc_nodes");
+        CHECK_INT(json_array_size(nodes), 2);
+        CHECK_INT(json_integer_value(json_object_get(json_array_get(nodes, 1), "node")), 1);
+        CHECK_INT(json_integer_value(json_object_get(json_array_get(nodes, 1), "bytes")),
+                  2134900736);
+        CHECK_STR(json_string_value(json_object_get(json_object_get(c, "kernel"), "release")),
+                  "6.5.0-18-generic");
+        CHECK_STR(json_string_value(json_object_get(c, "driver")), "in-kernel");
+        CHECK(json_is_true(json_object_get(c, "dcap")));
+        CHECK(json_is_false(json_object_get(c, "ias")));
+        CHECK(json_is_true(json_object_get(c, "sgx2_usable")));
+        CHECK_INT(json_integer_value(json_object_get(c, "epc_mib")), 4064);
+        CHECK_STR(json_string_value(json_object_get(c, "verdict")), "usable");
+        CHECK(strstr(json_string_value(json_object_get(c, "verdict_line")), "SGX2") != NULL);
+        json_decref(j);
+        teardown();
+}
+
+static void test_probe_json_capabilities_no_flc(void) {
+        json_t *j, *c;
+
+        setup();
+        /* no device; a Skylake-like CPU: SGX1 without FLC, and a kernel without the sgx flag */
+        fact("cpuid", "0 0 16 756e6547 6c65746e 49656e69\n"
+                      "7 0 0 29c6fbf 0 0\n"
+                      "12 0 1 0 0 241f\n"
+                      "12 2 30200001 0 5d80001 0\n");
+        fact("proc/cpuinfo", "processor\t: 0\nflags\t\t: fpu\n");
+        fact("proc/sys/kernel/osrelease", "6.1.0\n");
+        facts_paths();
+        j = probe_json_args("--proc-root", facts_proc, "--sys-root", facts_sys, "--cpuid-file",
+                            facts_cpuid);
+        c = json_object_get(j, "capabilities");
+        CHECK_STR(json_string_value(json_object_get(c, "verdict")), "no-flc");
+        CHECK_STR(json_string_value(json_object_get(c, "driver")), "none");
+        CHECK(json_is_false(json_object_get(c, "flc")));
+        CHECK_INT(json_integer_value(json_object_get(c, "epc_bytes")), 98041856);
+        CHECK_INT(json_array_size(json_object_get(json_object_get(c, "kernel"), "epc_nodes")), 0);
+        json_decref(j);
+        teardown();
+}
+
+static void test_probe_without_capabilities(void) {
+        struct cli_options o;
+        struct discovery d;
+        char err[64], *text = NULL;
+        size_t len = 0;
+        char *argv[] = {(char *) "sgxdevplugin", (char *) "probe", (char *) "--dev-root", root,
+                        NULL};
+        FILE *f;
+
+        setup();
+        CHECK_INT(cli_parse(4, argv, &o, err, sizeof(err)), 0);
+        CHECK_INT(discovery_scan(root, &d), 0);
+        f = open_memstream(&text, &len);
+        CHECK(f != NULL);
+        if (f) {
+                CHECK_INT(probe_report(f, &o, &d, NULL), 0);
+                fclose(f);
+                CHECK(strstr(text, "SGX capabilities") == NULL);
+                CHECK(strstr(text, "verdict:") == NULL);
+                CHECK(strstr(text, "resources (sockets in") != NULL);
+        }
+        free(text);
         teardown();
 }
 
@@ -358,5 +545,9 @@ int main(void) {
         RUN(test_probe_json_nothing_found);
         RUN(test_probe_json_escapes_strings);
         RUN(test_probe_write_error);
+        RUN(test_probe_text_capabilities);
+        RUN(test_probe_json_capabilities);
+        RUN(test_probe_json_capabilities_no_flc);
+        RUN(test_probe_without_capabilities);
         return unit_done();
 }
