@@ -8,6 +8,10 @@
  * is up - and acts on the differences. A missed or coalesced event therefore costs nothing but
  * latency, and the same code handles a late kubelet, a kubelet restart and a removed directory.
  *
+ * Each change of devices also re-evaluates the node's SGX capabilities (capabilities.c: CPU facts
+ * decoded once at start, kernel facts read again) and, with --label-node, hands the labels they
+ * imply to the labeler's thread, which talks to the API server: nothing here waits on it.
+ *
  * Two things a look at the world cannot tell, and the events that say them. A kubelet restart
  * that is over before we look may leave a kubelet.sock with the old one's inode number (the
  * filesystem reuses it): the event that removed kubelet.sock is kept until the next look, which
@@ -28,9 +32,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apiclient.h"
+#include "capabilities.h"
 #include "cli.h"
 #include "deviceplugin.h"
 #include "discovery.h"
+#include "labeler.h"
 #include "log.h"
 #include "loop.h"
 #include "registration.h"
@@ -65,6 +72,11 @@ struct plugin {
         /* resources */
         struct resource res[DP_KIND_MAX];
         size_t n_res;
+
+        /* capabilities and labels */
+        struct sgx_cpu cpu;          /* decoded once at start */
+        char verdict_line[256];      /* last verdict logged */
+        struct labeler *labeler;     /* NULL without --label-node */
 
         /* kubelet */
         char kubelet_sock[PATH_MAX];
@@ -182,6 +194,29 @@ static void log_devices(const struct plugin *p, const struct discovery *d) {
                          d->ias_enclave.major, d->ias_enclave.minor);
 }
 
+/*
+ * Evaluates the node's SGX capabilities with the devices now present, logs the verdict when it
+ * changed, and hands the labels they imply to the labeler (which sends only a changed set).
+ */
+static void sync_capabilities(struct plugin *p) {
+        struct sgx_kernel k;
+        struct sgx_caps caps;
+        struct label_set labels;
+
+        if (caps_read_kernel(p->opt->proc_root, p->opt->sys_root, &k) < 0)
+                memset(&k, 0, sizeof(k));
+        caps_evaluate(&p->cpu, &k, &p->disc, &caps);
+        if (strcmp(caps.verdict_line, p->verdict_line) != 0) {
+                log_info(NULL, p->opt->dev_root, "SGX capability: %s: %s",
+                         sgx_verdict_name(caps.verdict), caps.verdict_line);
+                snprintf(p->verdict_line, sizeof(p->verdict_line), "%s", caps.verdict_line);
+        }
+        if (!p->labeler)
+                return;
+        labels_desired(p->opt->domain, &caps, &labels);
+        labeler_set(p->labeler, &labels);
+}
+
 static void sync_devices(struct plugin *p) {
         struct discovery d;
         int r = discovery_scan(p->opt->dev_root, &d);
@@ -207,6 +242,7 @@ static void sync_devices(struct plugin *p) {
         for (size_t i = 0; i < p->n_res; i++)
                 if (p->res[i].svc)
                         dp_service_update(p->res[i].svc, &p->disc);
+        sync_capabilities(p);
 }
 
 /* ---- kubelet ---- */
@@ -439,6 +475,60 @@ static int add_resource(struct plugin *p, enum dp_kind kind) {
         return 0;
 }
 
+/* Decodes the CPU's SGX facts once: from --cpuid-file when given, else this CPU. */
+static int setup_cpu(struct plugin *p) {
+        struct cpuid_record *rec;
+        char err[256] = "";
+        int r;
+
+        if (!p->opt->cpuid_file) {
+                caps_decode_cpuid(cpuid_native, NULL, &p->cpu);
+                return 0;
+        }
+        rec = calloc(1, sizeof(*rec));
+        if (!rec)
+                return -ENOMEM;
+        r = cpuid_record_load(p->opt->cpuid_file, rec, err, sizeof(err));
+        if (r < 0)
+                log_error(NULL, p->opt->cpuid_file, "cannot use the recorded CPUID: %s",
+                          err[0] ? err : strerror(-r));
+        else
+                caps_decode_cpuid(cpuid_recorded, rec, &p->cpu);
+        free(rec);
+        return r;
+}
+
+/* With --label-node: the API server's address and credentials, and the labeler's thread. */
+static int setup_labeler(struct plugin *p) {
+        const struct cli_options *opt = p->opt;
+        struct labeler_config cfg = {
+                .domain = opt->domain,
+                .node_name = opt->node_name,
+                .interval_ms = opt->label_interval_ms,
+        };
+        char err[512] = "";
+        int r;
+
+        if (!opt->label_node)
+                return 0;
+        r = api_config_init(&cfg.api, opt->apiserver, opt->token_file, opt->ca_file,
+                            opt->api_timeout_ms, err, sizeof(err));
+        if (r < 0) {
+                log_error(NULL, opt->apiserver, "cannot label the node: %s",
+                          err[0] ? err : strerror(-r));
+                return r;
+        }
+        r = labeler_start(&cfg, &p->labeler);
+        if (r < 0) {
+                log_error(NULL, NULL, "cannot start the node labeller: %s", strerror(-r));
+                return r;
+        }
+        log_info(NULL, NULL, "labelling node %s through https://%s%s%s:%s", opt->node_name,
+                 cfg.api.host_is_ip && strchr(cfg.api.host, ':') ? "[" : "", cfg.api.host,
+                 cfg.api.host_is_ip && strchr(cfg.api.host, ':') ? "]" : "", cfg.api.port);
+        return 0;
+}
+
 int plugin_new(struct loop *l, const struct cli_options *opt, struct plugin **ret) {
         struct plugin *p = calloc(1, sizeof(*p));
         int r;
@@ -489,6 +579,12 @@ int plugin_new(struct loop *l, const struct cli_options *opt, struct plugin **re
         r = loop_add_signal(l, SIGINT, on_signal, p, &p->sigint);
         if (r < 0)
                 goto out_free;
+        r = setup_cpu(p);
+        if (r < 0)
+                goto out_free;
+        r = setup_labeler(p);
+        if (r < 0)
+                goto out_free;
 
         resync(p);
         *ret = p;
@@ -502,6 +598,7 @@ out_free:
 struct plugin *plugin_free(struct plugin *p) {
         if (!p)
                 return NULL;
+        p->labeler = labeler_stop(p->labeler);
         for (size_t i = 0; i < p->n_res; i++) {
                 p->res[i].svc = dp_service_free(p->res[i].svc);
                 p->res[i].reg = reg_free(p->res[i].reg);
