@@ -403,18 +403,31 @@ static void pump(struct api_h2 *h, struct h2srv *s, struct capture *cap) {
         }
 }
 
-static void write_seed(const char *name, const struct capture *cap) {
+/*
+ * Writes |cap| as a seed of fuzz/fuzz_apiclient.c: byte 0 (chunking: 0, all at once), bytes 1-2
+ * the length of the tail for api_status_message (the answer's body when the bytes end with it),
+ * then the server's bytes.
+ */
+static void write_seed(const char *name, const struct capture *cap, const char *resp,
+                       size_t resp_len) {
         const char *dir = getenv("APICLIENT_SEED_DIR");
+        uint8_t head[3] = {0, 0, 0};
         char path[512];
         FILE *f;
 
         if (!dir)
                 return;
+        if (resp && resp_len <= 0xffff && resp_len <= cap->len &&
+            memcmp(cap->data + cap->len - resp_len, resp, resp_len) == 0) {
+                head[1] = (uint8_t) (resp_len & 0xff);
+                head[2] = (uint8_t) (resp_len >> 8);
+        }
         snprintf(path, sizeof(path), "%s/%s", dir, name);
         f = fopen(path, "wb");
         CHECK(f != NULL);
         if (!f)
                 return;
+        CHECK_INT(fwrite(head, 1, sizeof(head), f), sizeof(head));
         CHECK_INT(fwrite(cap->data, 1, cap->len, f), cap->len);
         fclose(f);
 }
@@ -438,7 +451,7 @@ static int h2_run(enum answer answer, int status, const char *resp, size_t resp_
         CHECK_STR(s.method, "PATCH");
         CHECK_INT(s.body_len, sizeof(body) - 1);
         if (seed)
-                write_seed(seed, &cap);
+                write_seed(seed, &cap, resp, resp_len);
         free(cap.data);
         api_h2_free(h);
         h2srv_fini(&s);
