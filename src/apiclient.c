@@ -509,6 +509,7 @@ int api_h2_new(const char *authority, const char *method, const char *path,
                 r = h->stream_id == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EINVAL;
                 goto out_free;
         }
+        explicit_bzero(auth, strlen(auth));
         free(auth);
         nghttp2_session_callbacks_del(cb);
         *ret = h;
@@ -516,6 +517,8 @@ int api_h2_new(const char *authority, const char *method, const char *path,
 #undef NV
 
 out_free:
+        if (auth)
+                explicit_bzero(auth, strlen(auth));
         free(auth);
         nghttp2_session_callbacks_del(cb);
         api_h2_free(h);
