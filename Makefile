@@ -1,7 +1,8 @@
 # sgxdevplugin - the two commands of the README's quick start, and their parts.
 #   make demo   installs what is missing, builds, runs the daemon against a simulated SGX node
 #   make check  installs what is missing, builds, runs every test:
-#               unit + integration (dynamic build), again under ASan+UBSan, the static binary's
+#               unit + integration (dynamic build), the Helm chart under helm 3 and 4,
+#               again under ASan+UBSan, the static binary's
 #               integration run, the container image under podman, soak and fault tests, the
 #               integration suite once under valgrind memcheck, each fuzz target for 30 s
 PY      := /usr/bin/python3
@@ -15,7 +16,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_er
 
 .PHONY: all deps image-deps bench-deps build build-asan build-static bench-tools demo check unit \
 	integration check-asan integration-static image-test smoke smoke-asan soak valgrind fuzz bench \
-	clean
+	chart-test clean
 
 all: build
 
@@ -58,13 +59,17 @@ integration: build
 check-asan: build-asan
 	$(SAN_ENV) meson test -C $(ASAN) --suite unit --print-errorlogs
 	$(SAN_ENV) SGXDEVPLUGIN=$(ASAN)/sgxdevplugin SGXDEVPLUGIN_SANITIZED=1 \
-		$(PYTEST) tests/integration tests/image/test_health.py
+		$(PYTEST) tests/integration tests/image/test_health.py tests/chart/test_binary.py
 
 integration-static: build-static
 	SGXDEVPLUGIN=$(STATIC)/sgxdevplugin $(PYTEST) tests/integration
 
 image-test: build build-static image-deps
 	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin SGXDEVPLUGIN_STATIC=$(STATIC)/sgxdevplugin $(PYTEST) tests/image
+
+# the Helm chart under helm 3.18 and 4.1 (npm pack), the admission policy's CEL, plain manifests
+chart-test: build
+	SGXDEVPLUGIN=$(BUILD)/sgxdevplugin $(PYTEST) tests/chart
 
 # 100,000 Allocates, 200 kubelet restarts, 200 hotplugs; fds and RSS back to baseline; faults
 soak: build
@@ -93,7 +98,8 @@ smoke-asan: build-asan bench-tools
 bench: deps bench-deps
 	BUILD=$(BUILD) STATIC_BUILD=$(STATIC) BENCH_OUT=$(BENCH) sh bench/run.sh
 
-check: unit integration soak smoke check-asan smoke-asan integration-static image-test valgrind fuzz
+check: unit integration chart-test soak smoke check-asan smoke-asan integration-static image-test \
+	valgrind fuzz
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(STATIC) $(BENCH) build-fuzz

@@ -17,12 +17,12 @@ from chartlib import CHART, HERE, RELEASE
 
 @pytest.fixture(scope="session")
 def tools():
-    """{"helm-3": path, "helm-4": path, "celjs": path} from get-tools.sh."""
+    """{"helm-3": path, "helm-4": path, "celjs": path, "node": path} from get-tools.sh."""
     r = subprocess.run(["sh", os.path.join(HERE, "get-tools.sh")], capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, "get-tools.sh failed:\n" + r.stderr
     got = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
-    for name in ("helm-3", "helm-4", "celjs"):
+    for name in ("helm-3", "helm-4", "celjs", "node"):
         assert name in got and os.path.exists(got[name]), r.stdout + r.stderr
     return got
 

