@@ -453,13 +453,16 @@ int caps_parse_release(const char *s, unsigned *major, unsigned *minor) {
 int caps_parse_u64(const char *text, size_t len, uint64_t *ret) {
         uint64_t v = 0;
         size_t i = 0;
+        bool too_big = false;
 
+        /* the syntax first: a malformed text is -EINVAL even when its digits overflow */
         while (i < len && text[i] >= '0' && text[i] <= '9') {
                 unsigned dig = (unsigned) (text[i] - '0');
 
                 if (v > (UINT64_MAX - dig) / 10)
-                        return -ERANGE;
-                v = v * 10 + dig;
+                        too_big = true;
+                else
+                        v = v * 10 + dig;
                 i++;
         }
         if (i == 0)
@@ -467,6 +470,8 @@ int caps_parse_u64(const char *text, size_t len, uint64_t *ret) {
         for (; i < len; i++)
                 if (text[i] != '\n' && !is_blank(text[i]))
                         return -EINVAL;
+        if (too_big)
+                return -ERANGE;
         *ret = v;
         return 0;
 }

@@ -578,6 +578,18 @@ static void test_caps_parse_u64(void) {
         CHECK_INT(v, 5);
 }
 
+/* Found by fuzz_caps: overflowing digits followed by garbage were -ERANGE, not -EINVAL. */
+static void test_caps_fuzz_u64_malformed_and_too_big(void) {
+        const char text[] = "2126511222222222222222222222222\x12"
+                            "2229\n";
+        uint64_t v = 5;
+
+        CHECK_INT(caps_parse_u64(text, sizeof(text) - 1, &v), -EINVAL);
+        CHECK_INT(caps_parse_u64("99999999999999999999999x", 24, &v), -EINVAL);
+        CHECK_INT(caps_parse_u64("99999999999999999999999 \n", 25, &v), -ERANGE);
+        CHECK_INT(v, 5);
+}
+
 /* ---- the kernel's view over fake trees ---- */
 
 static void test_caps_read_kernel_tree(void) {
@@ -1076,6 +1088,7 @@ int main(void) {
         RUN(test_caps_parse_cpuinfo);
         RUN(test_caps_parse_release);
         RUN(test_caps_parse_u64);
+        RUN(test_caps_fuzz_u64_malformed_and_too_big);
         RUN(test_caps_read_kernel_tree);
         RUN(test_caps_read_kernel_missing);
         RUN(test_caps_read_kernel_bad_content);
