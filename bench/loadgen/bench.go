@@ -14,6 +14,11 @@
 //   - ListAndWatch: --max-pods 110 and 10,000, no kubelet; the first stream the process serves
 //     ("cold") and the median of the next ones ("warm").
 //   - server time: 20,000 Allocates again with the srvtime.so probe preloaded (C servers only).
+//
+// ours-labels and ours-static-labels are ours with labeling on: --label-node against the test
+// API server (apiserver.go, TLS + HTTP/2) with --label-interval 1, so that the labeler's thread
+// makes a real PATCH every second throughout the load (the worst case); lifecycle only. Their
+// hotplug cycles also wait for the label PATCHes the change implies (labels removed, then back).
 package main
 
 import (
@@ -35,6 +40,11 @@ const (
 	pOursStatic = "ours-static" // the static build, as the release image ships it
 	pGo         = "grpc-go"
 	pFloor      = "floor"
+
+	pOursLabels       = "ours-labels"        // ours with --label-node, --label-interval 1
+	pOursStaticLabels = "ours-static-labels" // the static build with the same
+
+	labelInterval = 1 // seconds: a PATCH every second during the load, the worst case
 )
 
 var benchResources = []string{"sgx.k8s.io/sgx", "sgx.k8s.io/dcap", "sgx.k8s.io/ias"}
@@ -57,6 +67,7 @@ type pluginSpec struct {
 	registers bool // a device plugin (registers, watches); the floor only answers
 	probe     bool // a C server the srvtime.so probe can time
 	lifeOnly  bool // only the lifecycle measurement (start, memory, load, restarts, hotplug)
+	labels    bool // started with the labeling flags against the node's test API server
 	argv      func(n *node, maxPods int) []string
 	sgxSock   func(n *node) string
 }
@@ -146,29 +157,33 @@ func runBench(args []string) int {
 	fs.IntVar(&c.hotplugs, "hotplugs", 5, "enclave node remove+create cycles per run")
 	fs.IntVar(&c.lawStreams, "law-streams", 50, "ListAndWatch streams after the first")
 	fs.StringVar(&c.only, "only", "",
-		"comma-separated plugins to run (ours,ours-static,grpc-go,floor)")
+		"comma-separated plugins to run (ours,ours-static,ours-labels,ours-static-labels,"+
+			"grpc-go,floor)")
 	fs.BoolVar(&keepNodes, "keep", false, "keep the simulated nodes and plugin logs")
 	jsonOut := fs.String("json", "", "write every sample here as JSON")
 	mdOut := fs.String("md", "", "write the table here as Markdown")
 	_ = fs.Parse(args)
 
+	oursArgv := func(bin string, labels bool) func(n *node, maxPods int) []string {
+		return func(n *node, maxPods int) []string {
+			argv := []string{bin, "--kubelet-dir", n.kdir, "--dev-root", n.dev,
+				"--max-pods", strconv.Itoa(maxPods)}
+			if labels {
+				argv = append(argv, n.api.flags(labelInterval)...)
+			}
+			return argv
+		}
+	}
+	oursSock := func(n *node) string { return filepath.Join(n.kdir, "sgxdevplugin-sgx.sock") }
 	plugins := []pluginSpec{
 		{name: pOurs, bin: c.ours, registers: true, probe: true,
-			argv: func(n *node, maxPods int) []string {
-				return []string{c.ours, "--kubelet-dir", n.kdir, "--dev-root", n.dev,
-					"--max-pods", strconv.Itoa(maxPods)}
-			},
-			sgxSock: func(n *node) string {
-				return filepath.Join(n.kdir, "sgxdevplugin-sgx.sock")
-			}},
+			argv: oursArgv(c.ours, false), sgxSock: oursSock},
 		{name: pOursStatic, bin: c.oursStatic, registers: true, lifeOnly: true,
-			argv: func(n *node, maxPods int) []string {
-				return []string{c.oursStatic, "--kubelet-dir", n.kdir, "--dev-root", n.dev,
-					"--max-pods", strconv.Itoa(maxPods)}
-			},
-			sgxSock: func(n *node) string {
-				return filepath.Join(n.kdir, "sgxdevplugin-sgx.sock")
-			}},
+			argv: oursArgv(c.oursStatic, false), sgxSock: oursSock},
+		{name: pOursLabels, bin: c.ours, registers: true, lifeOnly: true, labels: true,
+			argv: oursArgv(c.ours, true), sgxSock: oursSock},
+		{name: pOursStaticLabels, bin: c.oursStatic, registers: true, lifeOnly: true,
+			labels: true, argv: oursArgv(c.oursStatic, true), sgxSock: oursSock},
 		{name: pGo, bin: c.goplugin, registers: true,
 			argv: func(n *node, maxPods int) []string {
 				return []string{c.goplugin, "--kubelet-dir", n.kdir, "--dev-root", n.dev,
@@ -286,6 +301,12 @@ func (c *benchConfig) lifecycle(p pluginSpec, res *results) (err error) {
 		return err
 	}
 	defer n.remove()
+	if p.labels {
+		if n.api, err = startAPIServer(n.root); err != nil {
+			return err
+		}
+		defer n.api.stop()
+	}
 	var k *kubelet
 	if p.registers {
 		k = newKubelet(n.kdir, "localhost")
@@ -316,6 +337,14 @@ func (c *benchConfig) lifecycle(p pluginSpec, res *results) (err error) {
 		}
 		res.add("start_first_ms", p.name, ms(first))
 		res.add("start_all_ms", p.name, ms(last))
+		if p.labels {
+			// The first PATCH: the idle memory below includes the TLS and HTTP/2 state.
+			at, err := n.api.waitPatch(proc.start, 10*time.Second, sgxLabel(true))
+			if err != nil {
+				return fmt.Errorf("first label PATCH: %v", err)
+			}
+			res.add("label_first_ms", p.name, ms(at.Sub(proc.start)))
+		}
 	} else if err := waitPath(proc, p.sgxSock(n), 10*time.Second); err != nil {
 		return err
 	}
@@ -384,6 +413,13 @@ func (c *benchConfig) lifecycle(p pluginSpec, res *results) (err error) {
 			return fmt.Errorf("hotplug %d, enclave removed: %v", i+1, err)
 		}
 		res.add("hot_remove_ms", p.name, ms(d))
+		if p.labels {
+			at, err := n.api.waitPatch(t, 10*time.Second, sgxLabel(false))
+			if err != nil {
+				return fmt.Errorf("hotplug %d, enclave removed, labels: %v", i+1, err)
+			}
+			res.add("label_remove_ms", p.name, ms(at.Sub(t)))
+		}
 
 		time.Sleep(50 * time.Millisecond)
 		t = time.Now()
@@ -397,9 +433,29 @@ func (c *benchConfig) lifecycle(p pluginSpec, res *results) (err error) {
 			return fmt.Errorf("hotplug %d, enclave created: %v", i+1, err)
 		}
 		res.add("hot_create_ms", p.name, ms(d))
+		if p.labels {
+			at, err := n.api.waitPatch(t, 10*time.Second, sgxLabel(true))
+			if err != nil {
+				return fmt.Errorf("hotplug %d, enclave created, labels: %v", i+1, err)
+			}
+			res.add("label_create_ms", p.name, ms(at.Sub(t)))
+		}
 	}
 	if errs := k.errorList(); len(errs) > 0 {
 		return fmt.Errorf("the kubelet saw errors: %v", errs)
+	}
+	if p.labels {
+		// At least the first PATCH and one per change (2 per hotplug cycle), no refusals.
+		patches, errs := n.api.counts()
+		if len(errs) > 0 {
+			return fmt.Errorf("the API server refused %d request(s): %v", len(errs), errs)
+		}
+		if patches < 1+2*c.hotplugs {
+			return fmt.Errorf("the API server saw %d PATCHes, want at least %d (1 + 2 per "+
+				"hotplug cycle)", patches, 1+2*c.hotplugs)
+		}
+		res.add("label_patches", p.name, float64(patches))
+		res.add("label_patch_rate", p.name, float64(patches)/time.Since(proc.start).Seconds())
 	}
 	return nil
 }

@@ -39,8 +39,9 @@ func mkProvision(dev string) error { return mkdev(dev, provisionNode, 126) }
 // node is one simulated node under a fresh temp dir.
 type node struct {
 	root string
-	dev  string // --dev-root
-	kdir string // --kubelet-dir
+	dev  string     // --dev-root
+	kdir string     // --kubelet-dir
+	api  *apiServer // the test API server, for the labeling-on plugins; else nil
 }
 
 func newNode(parent, prefix string) (*node, error) {

@@ -18,11 +18,13 @@ import (
 type unit int
 
 const (
-	uMicro unit = iota // µs
-	uMilli             // ms
-	uRate              // calls/s
-	uKiB               // KiB, shown as MiB
-	uBytes             // bytes, shown as MB or KB
+	uMicro    unit = iota // µs
+	uMilli                // ms
+	uRate                 // calls/s
+	uKiB                  // KiB, shown as MiB
+	uBytes                // bytes, shown as MB or KB
+	uPerSec               // events/s, two decimals
+	uKiBDelta             // a difference in KiB, signed
 )
 
 // rowDef is one line of the table. |target| describes the target; |judge| gets the medians
@@ -31,10 +33,46 @@ type rowDef struct {
 	label  string
 	key    string
 	unit   unit
-	ours   string // whose samples fill the ours column: pOurs (default) or pOursStatic
+	ours   string // whose samples fill the ours column: pOurs (default), pOursStatic, ...
+	delta  string // when set: the row is ours's median minus this plugin's, nothing else
 	max    bool   // the slowest sample instead of the median
 	target string
 	judge  func(get func(plugin string) (float64, bool)) string
+}
+
+// under2MiB says where a labeling-on figure stands against the labeling-off target, which the
+// issue does not set for labeling on.
+func under2MiB(get func(string) (float64, bool)) string {
+	v, ok := get(pOurs)
+	if !ok {
+		return "n/a"
+	}
+	if v <= 2048 {
+		return "≤ 2 MiB"
+	}
+	return "> 2 MiB"
+}
+
+// labelRows are the memory rows with labeling on, for the build whose labeling-off samples are
+// |off| and labeling-on samples |on|, and the differences on − off.
+func labelRows(build, off, on string) []rowDef {
+	const none = "none (2 MiB is for off)"
+	return []rowDef{
+		{label: "VmRSS idle, " + build + ", labeling on", key: "rss_idle_kib", unit: uKiB,
+			ours: on},
+		{label: "VmHWM idle, " + build + ", labeling on", key: "hwm_idle_kib", unit: uKiB,
+			ours: on},
+		{label: "VmRSS after the load, " + build + ", labeling on", key: "rss_load_kib",
+			unit: uKiB, ours: on, target: none, judge: under2MiB},
+		{label: "VmHWM after the load, " + build + ", labeling on", key: "hwm_load_kib",
+			unit: uKiB, ours: on},
+		{label: "labeling on − off: VmRSS idle, " + build, key: "rss_idle_kib",
+			unit: uKiBDelta, ours: on, delta: off},
+		{label: "labeling on − off: VmRSS after the load, " + build, key: "rss_load_kib",
+			unit: uKiBDelta, ours: on, delta: off},
+		{label: "labeling on − off: VmHWM after the load, " + build, key: "hwm_load_kib",
+			unit: uKiBDelta, ours: on, delta: off},
+	}
 }
 
 func verdict(ok bool) string {
@@ -67,7 +105,28 @@ func ratioAtMost(limit float64) func(func(string) (float64, bool)) string {
 	}
 }
 
-var rows = []rowDef{
+var rows = append(append(append(baseRows,
+	labelRows("static build", pOursStatic, pOursStaticLabels)...),
+	labelRows("dynamic build", pOurs, pOursLabels)...),
+	labelingRows...)
+
+// labelingRows: what else labeling on changes, and what the labeler did.
+var labelingRows = []rowDef{
+	{label: "Allocate latency p50, labeling on", key: "alloc_p50_us", unit: uMicro,
+		ours: pOursLabels},
+	{label: "Allocate throughput, 8 connections, labeling on", key: "tput_cps", unit: uRate,
+		ours: pOursLabels},
+	{label: "process start → first label PATCH at the API server", key: "label_first_ms",
+		unit: uMilli, ours: pOursLabels},
+	{label: "hotplug: enclave node removed → label PATCH at the API server",
+		key: "label_remove_ms", unit: uMilli, ours: pOursLabels},
+	{label: "hotplug: enclave node created → label PATCH at the API server",
+		key: "label_create_ms", unit: uMilli, ours: pOursLabels},
+	{label: "label PATCHes per second over the lifecycle (interval 1 s)",
+		key: "label_patch_rate", unit: uPerSec, ours: pOursLabels},
+}
+
+var baseRows = []rowDef{
 	{label: "Allocate latency p50, 20,000 sequential calls, 1 connection", key: "alloc_p50_us",
 		unit: uMicro, target: "ours/grpc-go ≤ 0.70", judge: ratioAtMost(0.70)},
 	{label: "Allocate latency p99", key: "alloc_p99_us", unit: uMicro},
@@ -143,6 +202,10 @@ func format(u unit, v float64) string {
 		return fmt.Sprintf("%.0f/s", v)
 	case uKiB:
 		return fmt.Sprintf("%.2f MiB", v/1024)
+	case uPerSec:
+		return fmt.Sprintf("%.2f/s", v)
+	case uKiBDelta:
+		return fmt.Sprintf("%+.0f KiB", v)
 	case uBytes:
 		if v >= 1e6 {
 			return fmt.Sprintf("%.2f MB", v/1e6)
@@ -203,6 +266,16 @@ func report(c *benchConfig, res *results) reportOut {
 			return res.median(r.key, p)
 		}
 		cells := []string{r.label}
+		if r.delta != "" {
+			on, ok1 := get(pOurs)
+			off, ok2 := res.median(r.key, r.delta)
+			if !ok1 || !ok2 {
+				continue
+			}
+			cells = append(cells, format(r.unit, on-off), "—", "—", "—", "—", "", "")
+			lines = append(lines, line{cells})
+			continue
+		}
 		vals := map[string]float64{}
 		any := false
 		for _, p := range []string{pOurs, pGo, pFloor} {
@@ -235,9 +308,10 @@ func report(c *benchConfig, res *results) reportOut {
 		}
 		lines = append(lines, line{cells})
 	}
-	lines = append(lines, line{[]string{"VmRSS after the load, labeling on", "pending (issue 3)",
-		"—", "—", "—", "—", "", ""}})
-	note := "memory rows: labeling off (labeling is not implemented yet, issue 3)"
+	note := fmt.Sprintf("memory rows: labeling off unless the row says on; labeling on: "+
+		"--label-node against the bench's TLS + HTTP/2 API server with --label-interval %d "+
+		"(a PATCH every second throughout the load, the worst case; the default is 600 s)",
+		labelInterval)
 
 	head := machine()
 	head = append(head, note)
