@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time  # noqa: F401 (used by the daemon cases)
+import time
 
 import pytest
 
@@ -215,6 +215,248 @@ def test_10_01_fake_apiserver_selftest(api, pki):
     h1 = api(alpn=["http/1.1"])
     with pytest.raises(RuntimeError):
         req(h1.port, pki.ca, "token-1", body, PATH)
+
+
+# 10_02: on an SGX node our labels are set from the facts, with one PATCH; labels we do not own
+# stay
+LABEL_CASES = {
+    # in-kernel driver, SGX2 CPU, Linux 6.5: everything; EPC from sysfs (64 + 128 MiB)
+    "sgx2-inkernel": ("inkernel", dict(), dict(sgx="true", dcap="true", sgx2="true", flc="true",
+                                               **{"epc-mib": "192"})),
+    # Linux 5.15 has no EDMM: no sgx2 though the CPU has it
+    "sgx2-linux5": ("dcap_ias", dict(release="5.15.0-91-generic"),
+                    dict(sgx="true", dcap="true", ias="true", flc="true",
+                         **{"epc-mib": "192"})),
+    # the out-of-tree DCAP driver cannot use SGX2
+    "sgx2-oot-driver": ("dcapdriver", dict(), dict(sgx="true", dcap="true", flc="true",
+                                                   **{"epc-mib": "192"})),
+    # SGX1 without FLC runs isgx only; the kernel shows no sgx flag; EPC from CPUID (96 MiB)
+    "sgx1-isgx": ("ias", dict(cpu="sgx1", release="5.15.0-91-generic", flags=FLAGS_NO_SGX,
+                              epc_nodes=()), dict(sgx="true", ias="true", **{"epc-mib": "96"})),
+    # FLC from the kernel's sgx_lc flag alone; the legacy DCAP node /dev/sgx counts as dcap
+    "flc-from-cpuinfo-legacy": ("legacy", dict(cpu="sgx1", epc_nodes=()),
+                                dict(sgx="true", dcap="true", flc="true", **{"epc-mib": "96"})),
+}
+
+
+@pytest.mark.parametrize("case", list(LABEL_CASES))
+def test_10_02_labels_added(api, pki, node, workdir, case):
+    layout, facts, want = LABEL_CASES[case]
+    srv = api(labels={"example.com/rack": "r7"})
+    nd = node(layout, label_args(workdir, pki, srv, caps=caps_args(workdir, **facts)))
+    r = wait_labelled(nd, srv, want)
+    assert r.token == "token-1" and r.path == PATH
+    assert srv.labels() == dict(want_labels(want), **{
+        "kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux", "example.com/rack": "r7"})
+    time.sleep(T(0.5))  # nothing changed: no second PATCH before the interval
+    assert len(srv.snapshot()[0]) == 1, srv.snapshot()[0]
+    allocate_works(nd)
+
+
+# 10_03: the enclave device vanishing removes our labels (others stay); returning, they are back
+def test_10_03_device_vanishes_and_returns(api, pki, node, workdir):
+    srv = api()
+    nd = node("inkernel", label_args(workdir, pki, srv))
+    want = dict(sgx="true", dcap="true", sgx2="true", flc="true", **{"epc-mib": "192"})
+    wait_labelled(nd, srv, want)
+    n, mark = len(srv.snapshot()[0]), nd.daemon.mark()
+    nd.dev.remove("sgx_enclave")  # the provisioning device alone is no SGX
+    wait_labelled(nd, srv, {}, since=n, log_since=mark)
+    assert srv.labels() == {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}
+    n, mark = len(srv.snapshot()[0]), nd.daemon.mark()
+    nd.dev.mknod("sgx_enclave", *sdp.ENCLAVE)
+    wait_labelled(nd, srv, want, since=n, log_since=mark)
+
+
+# 10_04: a node without an SGX device loses stale labels of ours, keeps everyone else's; also
+# a VM whose CPUID claims SGX2 and FLC
+def test_10_04_no_sgx_removes_stale_labels(api, pki, node, workdir):
+    srv = api(labels={"sgx.k8s.io/sgx": "true", "sgx.k8s.io/epc-mib": "64",
+                      "example.com/sgx": "true", "sgx.k8s.io.example.com/x": "y"})
+    nd = node("provision_only", label_args(workdir, pki, srv))
+    wait_labelled(nd, srv, {})
+    assert srv.labels() == {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux",
+                            "example.com/sgx": "true", "sgx.k8s.io.example.com/x": "y"}
+
+
+# 10_05: --resource-domain is the labels' prefix; the default domain's labels are not ours then
+def test_10_05_resource_domain(api, pki, node, workdir):
+    dom = "sgx.example.com"
+    srv = api(labels={"sgx.k8s.io/sgx": "true", dom + "/ias": "true"})
+    nd = node("inkernel", ["--resource-domain", dom] + label_args(workdir, pki, srv),
+              resources=[res(k, dom) for k in sdp.KINDS])
+    want = dict(sgx="true", dcap="true", sgx2="true", flc="true", **{"epc-mib": "192"})
+    wait_labelled(nd, srv, want, domain=dom)
+    assert srv.labels()["sgx.k8s.io/sgx"] == "true"
+    assert owned(srv.labels(), dom) == want_labels(want, dom)
+
+
+# 10_06: the token file is re-read for every request: rotated, the new token is sent; a revoked
+# token (401) is logged, and once the file holds a good one again the retry succeeds
+def test_10_06_token_rotated(api, pki, node, workdir):
+    srv = api(tokens=["token-1"])
+    nd = node("inkernel", label_args(workdir, pki, srv, interval="1"))
+    want = dict(sgx="true", dcap="true", sgx2="true", flc="true", **{"epc-mib": "192"})
+    wait_labelled(nd, srv, want)
+    # rotation: the server takes both for a while, the file changes, the old token is revoked
+    srv.set_tokens("token-1", "token-2")
+    write_token(workdir, "token-2")
+    n = len(srv.snapshot()[0])
+    srv.wait_for(lambda s: any(r.token == "token-2" and r.status == 200 for r in s.requests[n:]),
+                 T(3), "a request with the rotated token")
+    srv.set_tokens("token-2")
+    n = len(srv.snapshot()[0])
+    rs = srv.wait_requests(1, T(3), since=n)
+    assert [(r.token, r.status) for r in rs] == [("token-2", 200)] * len(rs)
+    # revoked behind our back: 401, logged with the token hint, retried
+    mark = nd.daemon.mark()
+    srv.set_tokens("token-3")
+    warned(nd, "401", "token", "retrying", since=mark)
+    allocate_works(nd)
+    n = len(srv.snapshot()[0])
+    write_token(workdir, "token-3")
+    rs = srv.wait_requests(1, T(4), since=n, status=200)
+    assert rs[0].token == "token-3"
+
+
+# 10_07: an API server whose certificate does not chain to --ca-file is refused before any
+# request: logged, retried, and the kubelet side keeps serving
+@pytest.mark.parametrize("cert,ca", [("other_ca_server", "ca"), ("server", "other_ca")])
+def test_10_07_wrong_ca(api, pki, node, workdir, cert, ca):
+    srv = api(cert=cert)
+    nd = node("inkernel", label_args(workdir, pki, srv, ca=getattr(pki, ca)))
+    warned(nd, "certificate", "retrying")
+    allocate_works(nd)
+    srv.wait_for(lambda s: sum(c.handshake is False for c in s.connections) >= 2, T(4),
+                 "a second (retried) handshake, refused")
+    rs, conns = srv.snapshot()
+    assert rs == [], "requests reached the server: %s" % rs
+    assert not any(c.handshake for c in conns), "a handshake completed"
+    sdp.poll(lambda: len(warnings(nd, "certificate", "retrying in 2 s")) == 1, T(2),
+             "the second failure logged, retrying in 2 s")
+
+
+# 10_08: a certificate for another name or address is refused: IP SANs for an IP URL, DNS names
+# for a host name URL
+@pytest.mark.parametrize("cert,host", [("other_name", "127.0.0.1"), ("dns_only", "127.0.0.1"),
+                                       ("ip_only", "localhost")])
+def test_10_08_name_mismatch(api, pki, node, workdir, cert, host):
+    srv = api(cert=cert)
+    url = "https://%s:%d" % (host, srv.port)
+    nd = node("inkernel", label_args(workdir, pki, srv, url=url))
+    warned(nd, "certificate", "retrying")
+    rs, conns = srv.snapshot()
+    assert rs == [], "requests reached the server: %s" % rs
+    assert conns and not any(c.handshake for c in conns), "a handshake completed"
+
+
+# 10_09: an API server by host name: the certificate's DNS name is what counts
+def test_10_09_host_name_url(api, pki, node, workdir):
+    srv = api(cert="dns_only")
+    nd = node("ias", label_args(workdir, pki, srv, url="https://localhost:%d" % srv.port))
+    wait_labelled(nd, srv, dict(sgx="true", ias="true", flc="true", **{"epc-mib": "192"}))
+
+
+# 10_10: a server that will not speak HTTP/2 (ALPN http/1.1 only, or no ALPN) is a logged
+# error; nothing is sent to it
+@pytest.mark.parametrize("alpn", [["http/1.1"], None], ids=["http1.1", "no-alpn"])
+def test_10_10_http1_only(api, pki, node, workdir, alpn):
+    srv = api(alpn=alpn)
+    nd = node("inkernel", label_args(workdir, pki, srv))
+    warned(nd, "HTTP/2", "retrying")
+    allocate_works(nd)
+    srv.wait_for(lambda s: s.connections and all(c.closed for c in s.connections), T(2),
+                 "the connection closed by the daemon")
+    rs, conns = srv.snapshot()
+    assert rs == []
+    assert conns[0].handshake and conns[0].alpn is None
+    assert conns[0].raw == b"", "the daemon sent %r to a server without h2" % conns[0].raw
+
+
+# 10_11: HTTP errors are logged with the status, the server's message and a hint, retried after
+# 1 s, and the kubelet side keeps answering meanwhile; once the server relents the labels land
+HINTS = {401: ["token"], 403: ["RBAC", "patch", "nodes"], 404: ["not found", "--node-name"],
+         409: [], 500: []}
+
+
+@pytest.mark.parametrize("code", sorted(HINTS))
+def test_10_11_http_error_retried(api, pki, node, workdir, code):
+    srv = api()
+    srv.inject(code, count=1000)
+    nd = node("inkernel", label_args(workdir, pki, srv))
+    line = warned(nd, str(code), "retrying in 1 s", *HINTS[code])
+    msg = fake_apiserver.default_message(code, NODE)
+    assert msg in line["msg"], "the server's message is not in %r" % line["msg"]
+    allocate_works(nd)
+    srv.wait_requests(1, T(2), status=code)
+    srv.clear_injections()
+    wait_labelled(nd, srv, dict(sgx="true", dcap="true", sgx2="true", flc="true",
+                                **{"epc-mib": "192"}))
+    rs = srv.snapshot()[0]
+    assert rs[-1].t - rs[-2].t >= 0.9, "retried after %.2f s, not 1 s" % (rs[-1].t - rs[-2].t)
+
+
+# 10_12: the backoff doubles: failures 1 s, then 2 s apart
+def test_10_12_backoff_doubles(api, pki, node, workdir):
+    srv = api()
+    srv.inject(500, count=2)
+    nd = node("inkernel", label_args(workdir, pki, srv))
+    rs = srv.wait_requests(3, T(6))
+    assert [r.status for r in rs] == [500, 500, 200]
+    gaps = [b.t - a.t for a, b in zip(rs, rs[1:])]
+    for got, want in zip(gaps, (1, 2)):
+        assert want * 0.9 <= got <= want + T(1), "gaps %s s, want 1, 2" % gaps
+    assert warnings(nd, "500", "retrying in 1 s") and warnings(nd, "500", "retrying in 2 s")
+
+
+# 10_13: a server that accepts and never answers (at the request, or in the TLS handshake):
+# --api-timeout ends the attempt, logged and retried; Allocate keeps answering during the hang;
+# SIGTERM during a hung request still stops the daemon at once
+@pytest.mark.parametrize("stage", ["request", "tls"])
+def test_10_13_server_hangs(api, pki, node, workdir, stage):
+    srv = api()
+    if stage == "request":
+        srv.inject_hang(count=1000)
+    else:
+        srv.hang_tls(count=1000)
+    nd = node("inkernel", label_args(workdir, pki, srv, timeout="1"))
+    if stage == "request":
+        srv.wait_requests(1, T(3))
+    else:
+        srv.wait_for(lambda s: s.connections, T(3), "a connection")
+    allocate_works(nd)  # while the daemon waits on the server
+    warned(nd, "within", "retrying", timeout=T(4))
+    # the retry hangs too: stop the daemon in the middle of it
+    srv.wait_for(lambda s: len(s.connections) >= 2 and not s.connections[-1].closed, T(4),
+                 "the retried connection")
+    if stage == "request":
+        srv.wait_requests(2, T(3))
+    allocate_works(nd)
+    t0 = time.monotonic()
+    rc = nd.stop_daemon()
+    took = time.monotonic() - t0
+    assert rc == 0, "exit code %r on SIGTERM" % rc
+    assert took < T(2), "SIGTERM took %.2f s during a hung request" % took
+    srv.wait_for(lambda s: all(c.closed for c in s.connections), T(2),
+                 "the daemon's connections closed")
+    assert not any(r.status for r in srv.snapshot()[0])
+
+
+# 10_14: re-assert: a label of ours removed or changed behind our back is put back at the next
+# interval, and the interval is kept (no request storm)
+def test_10_14_reassert(api, pki, node, workdir):
+    srv = api()
+    nd = node("inkernel", label_args(workdir, pki, srv, interval="1"))
+    want = dict(sgx="true", dcap="true", sgx2="true", flc="true", **{"epc-mib": "192"})
+    wait_labelled(nd, srv, want)
+    n = len(srv.snapshot()[0])
+    srv.set_label("sgx.k8s.io/sgx", None)
+    srv.set_label("sgx.k8s.io/epc-mib", "1")
+    srv.set_label("sgx.k8s.io/ias", "true")
+    wait_labelled(nd, srv, want, since=n)
+    rs = srv.wait_requests(n + 2, T(4))
+    gaps = [b.t - a.t for a, b in zip(rs, rs[1:])]
+    assert all(g >= 0.8 for g in gaps), "re-asserted %s s apart with --label-interval 1" % gaps
 
 
 # 10_15: --label-node needs a node name: exit 2 with the reason on the first line
