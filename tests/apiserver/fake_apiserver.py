@@ -196,11 +196,12 @@ class FakeApiServer:
     """The test API server. start() binds 127.0.0.1:0 (see .port, .url); stop() ends it all.
 
     |cert| names a certificate of make_pki() (CERTS); |alpn| is the list the server offers
-    (["h2"]; ["http/1.1"] for a server that will not speak HTTP/2; None for no ALPN at all).
+    (["h2"]; ["http/1.1"] for a server that will not speak HTTP/2; None for no ALPN at all);
+    |port| 0 picks a free one.
     """
 
     def __init__(self, pki, node="node-1", tokens=("token-1",), labels=None, cert="server",
-                 alpn=("h2",)):
+                 alpn=("h2",), port=0):
         self.node = node
         self.node_path = "/api/v1/nodes/" + node
         self.cond = threading.Condition()
@@ -224,7 +225,7 @@ class FakeApiServer:
         self._threads = []
         self._socks = set()
         self.listener = None
-        self.port = None
+        self.port = port
 
     @property
     def url(self):
@@ -235,7 +236,7 @@ class FakeApiServer:
     def start(self):
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind(("127.0.0.1", self.port))
         self.listener.listen(64)
         self.listener.settimeout(0.1)
         self.port = self.listener.getsockname()[1]
@@ -295,6 +296,11 @@ class FakeApiServer:
         """The next |count| requests are answered |code| with a k8s Status body."""
         with self.cond:
             self._inject += [("status", code, message or default_message(code, self.node))] * count
+
+    def inject_close(self, count=1):
+        """The next |count| requests are read, then their connection is closed unanswered."""
+        with self.cond:
+            self._inject += [("close",)] * count
 
     def inject_hang(self, count=1):
         """The next |count| requests are read and never answered."""
@@ -367,6 +373,7 @@ class FakeApiServer:
     # ---- one connection ----
 
     def _serve(self, s, c, hang_tls):
+        tls = None
         try:
             if hang_tls:
                 self._hold(s)
@@ -385,11 +392,14 @@ class FakeApiServer:
             with self.cond:
                 c.closed = time.monotonic()
                 self._socks.discard(s)
+                self._socks.discard(tls)
                 self.cond.notify_all()
-            try:
-                s.close()
-            except OSError:
-                pass
+            for sock in (tls, s):  # s is detached once wrapped
+                try:
+                    if sock is not None:
+                        sock.close()
+                except OSError:
+                    pass
 
     def _hold(self, s):
         """Reads and drops whatever comes until the peer closes or the server stops."""
@@ -409,24 +419,36 @@ class FakeApiServer:
         with self.cond:
             self._socks.discard(s)
             self._socks.add(tls)
+        done = False
+        try:
+            done = self._handshake_done(tls, c)
+        finally:
+            if not done:
+                tls.close()
+                with self.cond:
+                    self._socks.discard(tls)
+        return tls if done else None
+
+    def _handshake_done(self, tls, c):
+        """Runs the server side of the handshake; True when it completed."""
         while True:
             try:
                 tls.do_handshake()
                 break
             except socket.timeout:
                 if self._stopping:
-                    return None
+                    return False
             except (ssl.SSLError, OSError) as e:
                 with self.cond:
                     c.handshake = False
                     c.handshake_error = str(e)
                     self.cond.notify_all()
-                return None
+                return False
         with self.cond:
             c.handshake = True
             c.alpn = tls.selected_alpn_protocol()
             self.cond.notify_all()
-        return tls
+        return True
 
     def _recv(self, tls):
         """Bytes, or b"" at the end (peer closed, reset or server stopping)."""
@@ -472,6 +494,7 @@ class FakeApiServer:
                                        % (c.n, e))
                 tls.sendall(conn.data_to_send())
                 return
+            drop = False  # an injected close
             for ev in events:
                 if isinstance(ev, h2.events.RequestReceived):
                     hs = {}
@@ -479,21 +502,26 @@ class FakeApiServer:
                         hs[k] = hs[k] + ", " + v if k in hs else v
                     streams[ev.stream_id] = (hs, bytearray())
                     if ev.stream_ended:
-                        self._answer(conn, c, ev.stream_id, streams.pop(ev.stream_id))
+                        drop |= self._answer(conn, c, ev.stream_id,
+                                             streams.pop(ev.stream_id))
                 elif isinstance(ev, h2.events.DataReceived):
                     conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     if ev.stream_id in streams:
                         streams[ev.stream_id][1].extend(ev.data)
                     if ev.stream_ended and ev.stream_id in streams:
-                        self._answer(conn, c, ev.stream_id, streams.pop(ev.stream_id))
+                        drop |= self._answer(conn, c, ev.stream_id,
+                                             streams.pop(ev.stream_id))
                 elif isinstance(ev, h2.events.StreamEnded):
                     if ev.stream_id in streams:
-                        self._answer(conn, c, ev.stream_id, streams.pop(ev.stream_id))
+                        drop |= self._answer(conn, c, ev.stream_id,
+                                             streams.pop(ev.stream_id))
                 elif isinstance(ev, h2.events.StreamReset):
                     streams.pop(ev.stream_id, None)
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     tls.sendall(conn.data_to_send())
                     return
+            if drop:
+                return
             out = conn.data_to_send()
             if out:
                 try:
@@ -502,19 +530,24 @@ class FakeApiServer:
                     return
 
     def _answer(self, conn, c, stream_id, stream):
+        """Answers one request; returns True when the connection is to be closed unanswered."""
         headers, body = stream
         req = Request(c.n, headers, body)
         code, answer = self._decide(req)
-        if code is None:
-            return  # hung: never answered
+        if code == "hang":
+            return False  # never answered
+        if code == "close":
+            return True
         data = answer.encode()
         conn.send_headers(stream_id, [(":status", str(code)),
                                       ("content-type", "application/json"),
                                       ("content-length", str(len(data)))])
         conn.send_data(stream_id, data, end_stream=True)
+        return False
 
     def _decide(self, req):
-        """Checks |req|, applies it, records it; returns (status, body) or (None, None) to hang."""
+        """Checks |req|, applies it, records it; returns (status, body), or ("hang" or "close",
+        None) for an injected non-answer."""
         problems = req.problems
         if req.method != "PATCH":
             problems.append("method %r, not PATCH" % req.method)
@@ -540,8 +573,8 @@ class FakeApiServer:
             if self._inject:
                 inj = self._inject.pop(0)
                 req.injected = True
-                if inj[0] == "hang":
-                    return None, None
+                if inj[0] in ("hang", "close"):
+                    return inj[0], None
                 return self._finish(req, inj[1], status_body(inj[1], REASONS.get(inj[1], ""),
                                                              inj[2]))
             if not req.path or not req.path.startswith("/api/v1/nodes/"):

@@ -13,6 +13,7 @@ answering; re-assert; and the flag check.
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -212,6 +213,9 @@ def test_10_01_fake_apiserver_selftest(api, pki):
     assert st == 200
     bad = srv.requests.pop()
     assert len(bad.problems) == 2, bad.problems
+    srv.inject_close()
+    with pytest.raises(RuntimeError):  # closed unanswered
+        req(srv.port, pki.ca, "token-1", body, PATH)
     h1 = api(alpn=["http/1.1"])
     with pytest.raises(RuntimeError):
         req(h1.port, pki.ca, "token-1", body, PATH)
@@ -253,7 +257,8 @@ def test_10_02_labels_added(api, pki, node, workdir, case):
     allocate_works(nd)
 
 
-# 10_03: the enclave device vanishing removes our labels (others stay); returning, they are back
+# 10_03: the enclave device vanishing removes our labels (others stay); returning, they are back;
+# one PATCH per change
 def test_10_03_device_vanishes_and_returns(api, pki, node, workdir):
     srv = api()
     nd = node("inkernel", label_args(workdir, pki, srv))
@@ -263,9 +268,13 @@ def test_10_03_device_vanishes_and_returns(api, pki, node, workdir):
     nd.dev.remove("sgx_enclave")  # the provisioning device alone is no SGX
     wait_labelled(nd, srv, {}, since=n, log_since=mark)
     assert srv.labels() == {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}
+    time.sleep(T(0.3))
+    assert len(srv.snapshot()[0]) == n + 1, "PATCHes for one change: %s" % srv.snapshot()[0][n:]
     n, mark = len(srv.snapshot()[0]), nd.daemon.mark()
     nd.dev.mknod("sgx_enclave", *sdp.ENCLAVE)
     wait_labelled(nd, srv, want, since=n, log_since=mark)
+    time.sleep(T(0.3))
+    assert len(srv.snapshot()[0]) == n + 1, "PATCHes for one change: %s" % srv.snapshot()[0][n:]
 
 
 # 10_04: a node without an SGX device loses stale labels of ours, keeps everyone else's; also
@@ -457,6 +466,49 @@ def test_10_14_reassert(api, pki, node, workdir):
     rs = srv.wait_requests(n + 2, T(4))
     gaps = [b.t - a.t for a, b in zip(rs, rs[1:])]
     assert all(g >= 0.8 for g in gaps), "re-asserted %s s apart with --label-interval 1" % gaps
+
+
+# 10_16: a token file that is not there (not mounted yet) is logged with its path and retried;
+# nothing is sent without a token; once it appears the labels land
+def test_10_16_token_file_missing(api, pki, node, workdir):
+    srv = api()
+    args = label_args(workdir, pki, srv)
+    tf = args[args.index("--token-file") + 1]
+    os.unlink(tf)
+    nd = node("inkernel", args)
+    warned(nd, tf, "retrying")
+    allocate_works(nd)
+    time.sleep(T(0.3))
+    assert srv.snapshot()[0] == [], "a request went out without a token"
+    write_token(workdir, "token-1")
+    wait_labelled(nd, srv, dict(sgx="true", dcap="true", sgx2="true", flc="true",
+                                **{"epc-mib": "192"}))
+
+
+# 10_17: no API server listening (restarting): "refused", retried; when it is back the labels
+# land
+def test_10_17_apiserver_down_then_up(api, pki, node, workdir):
+    with socket.socket() as s:  # a port nobody listens on (for now)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nd = node("inkernel", label_args(workdir, pki, None, url="https://127.0.0.1:%d" % port))
+    warned(nd, "refused", "retrying")
+    allocate_works(nd)
+    srv = api(port=port)
+    wait_labelled(nd, srv, dict(sgx="true", dcap="true", sgx2="true", flc="true",
+                                **{"epc-mib": "192"}))
+
+
+# 10_18: a server that reads the request and drops the connection unanswered: logged, retried
+def test_10_18_connection_dropped(api, pki, node, workdir):
+    srv = api()
+    srv.inject_close(count=1)
+    nd = node("inkernel", label_args(workdir, pki, srv))
+    warned(nd, "retrying")
+    rs = srv.wait_requests(2, T(4))
+    assert rs[0].status is None and rs[1].status == 200
+    assert rs[1].t - rs[0].t >= 0.9
+    assert len(warnings(nd)) == 1, warnings(nd)
 
 
 # 10_15: --label-node needs a node name: exit 2 with the reason on the first line
