@@ -121,12 +121,12 @@ def write_token(workdir, token, name="token"):
     return path
 
 
-def label_args(workdir, pki, srv, ca=None, token="token-1", timeout="2", interval="600",
+def label_args(workdir, pki, srv, ca=None, token="token-1", timeout=None, interval="600",
                url=None, caps=None, node_name=NODE):
     """The daemon's flags for labelling |node_name| through |srv|."""
     return (["--label-node", "--node-name", node_name, "--apiserver", url or srv.url,
              "--token-file", write_token(workdir, token), "--ca-file", ca or pki.ca,
-             "--api-timeout", timeout, "--label-interval", interval] +
+             "--api-timeout", timeout or "%g" % T(2), "--label-interval", interval] +
             (caps if caps is not None else caps_args(workdir)))
 
 
