@@ -5,7 +5,7 @@ set -eu
 
 PKGS="gcc libc6-dev make meson ninja-build pkg-config
 libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev
-python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pytest python3-h2 python3-yaml"
+python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pytest python3-h2 python3-yaml openssl"
 # extra packages for one target only (e.g. the image test: podman runc)
 PKGS="$PKGS $*"
 
