@@ -13,6 +13,7 @@
  */
 #include "apiclient.h"
 #include "apiclient_internal.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -41,19 +42,6 @@
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers */
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...) {
-        va_list ap;
-
-        if (!err || errsz == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, errsz, fmt, ap);
-        va_end(ap);
-}
 
 /* strerror() is not thread-safe in every libc; the description table is. */
 static const char *errstr(int e) {
@@ -126,32 +114,32 @@ static int parse_url(struct api_config *c, const char *url, char *err, size_t er
 
         printable(url, shown, sizeof(shown));
         if (strncasecmp(url, scheme, sizeof(scheme) - 1) != 0) {
-                set_err(err, errsz, "--apiserver %s: not an https:// URL", shown);
+                errline(err, errsz, "--apiserver %s: not an https:// URL", shown);
                 return -EINVAL;
         }
         auth = url + sizeof(scheme) - 1;
         end = auth + strcspn(auth, "/?#");
         if (*end == '?' || *end == '#' || (*end == '/' && end[1] != '\0')) {
-                set_err(err, errsz, "--apiserver %s: a path, query or fragment is not allowed",
+                errline(err, errsz, "--apiserver %s: a path, query or fragment is not allowed",
                         shown);
                 return -EINVAL;
         }
         if (memchr(auth, '@', (size_t) (end - auth))) {
-                set_err(err, errsz, "--apiserver %s: user information is not allowed", shown);
+                errline(err, errsz, "--apiserver %s: user information is not allowed", shown);
                 return -EINVAL;
         }
         if (auth[0] == '[') {
                 const char *close = memchr(auth, ']', (size_t) (end - auth));
 
                 if (!close || !is_ipv6(auth + 1, (size_t) (close - auth - 1))) {
-                        set_err(err, errsz, "--apiserver %s: not an IPv6 address in [ ]", shown);
+                        errline(err, errsz, "--apiserver %s: not an IPv6 address in [ ]", shown);
                         return -EINVAL;
                 }
                 host = auth + 1;
                 host_len = (size_t) (close - host);
                 if (close + 1 != end) {
                         if (close[1] != ':') {
-                                set_err(err, errsz, "--apiserver %s: junk after ']'", shown);
+                                errline(err, errsz, "--apiserver %s: junk after ']'", shown);
                                 return -EINVAL;
                         }
                         port = close + 2;
@@ -164,7 +152,7 @@ static int parse_url(struct api_config *c, const char *url, char *err, size_t er
                 if (colon)
                         port = colon + 1;
                 if (!is_host_name(host, host_len)) {
-                        set_err(err, errsz,
+                        errline(err, errsz,
                                 "--apiserver %s: not a host name or address (IPv6 goes in [ ])",
                                 shown);
                         return -EINVAL;
@@ -173,7 +161,7 @@ static int parse_url(struct api_config *c, const char *url, char *err, size_t er
         if (port) {
                 port_len = (size_t) (end - port);
                 if (!is_port(port, port_len)) {
-                        set_err(err, errsz, "--apiserver %s: the port must be 1 to 65535", shown);
+                        errline(err, errsz, "--apiserver %s: the port must be 1 to 65535", shown);
                         return -EINVAL;
                 }
                 memcpy(c->port, port, port_len);
@@ -192,7 +180,7 @@ static int parse_env(struct api_config *c, char *err, size_t errsz) {
         size_t len;
 
         if (!host || !*host || !port || !*port) {
-                set_err(err, errsz,
+                errline(err, errsz,
                         "not running in a cluster: set --apiserver, or KUBERNETES_SERVICE_HOST "
                         "and KUBERNETES_SERVICE_PORT");
                 return -EINVAL;
@@ -200,13 +188,13 @@ static int parse_env(struct api_config *c, char *err, size_t errsz) {
         len = strlen(host);
         if (strchr(host, ':') ? !is_ipv6(host, len) : !is_host_name(host, len)) {
                 printable(host, shown, sizeof(shown));
-                set_err(err, errsz, "KUBERNETES_SERVICE_HOST=%s is not a host name or address",
+                errline(err, errsz, "KUBERNETES_SERVICE_HOST=%s is not a host name or address",
                         shown);
                 return -EINVAL;
         }
         if (!is_port(port, strlen(port))) {
                 printable(port, shown, sizeof(shown));
-                set_err(err, errsz, "KUBERNETES_SERVICE_PORT=%s is not a port (1 to 65535)", shown);
+                errline(err, errsz, "KUBERNETES_SERVICE_PORT=%s is not a port (1 to 65535)", shown);
                 return -EINVAL;
         }
         set_host(c, host, len);
@@ -220,7 +208,7 @@ static int set_path(char *dst, size_t dstsz, const char *path, const char *dflt,
                      : snprintf(dst, dstsz, "%s/%s", API_DEFAULT_SA_DIR, dflt);
 
         if (n < 0 || (size_t) n >= dstsz || (path && !*path)) {
-                set_err(err, errsz, "the %s path is empty or too long", what);
+                errline(err, errsz, "the %s path is empty or too long", what);
                 return -EINVAL;
         }
         return 0;
@@ -582,13 +570,13 @@ int api_h2_result(struct api_h2 *h, struct api_response *ret, char *err, size_t 
         if (!h->err && h->status == 0)
                 h2_fail(h, -EPROTO, "the answer has no :status");
         if (h->err) {
-                set_err(err, errsz, "%s", h->errline);
+                errline(err, errsz, "%s", h->errline);
                 return h->err;
         }
         if (!h->resp) {
                 h->resp = calloc(1, 1);
                 if (!h->resp) {
-                        set_err(err, errsz, "out of memory for the answer's body");
+                        errline(err, errsz, "out of memory for the answer's body");
                         return -ENOMEM;
                 }
         }
@@ -637,7 +625,7 @@ static int conn_wait(struct conn *c, short events, const char *step) {
                 int r;
 
                 if (now >= c->deadline_ms) {
-                        set_err(c->err, c->errsz, "API server %s %s within %u.%u s", c->name, step,
+                        errline(c->err, c->errsz, "API server %s %s within %u.%u s", c->name, step,
                                 c->cfg->timeout_ms / 1000, c->cfg->timeout_ms % 1000 / 100);
                         return -ETIMEDOUT;
                 }
@@ -646,12 +634,12 @@ static int conn_wait(struct conn *c, short events, const char *step) {
                         if (errno == EINTR)
                                 continue;
                         r = -errno;
-                        set_err(c->err, c->errsz, "request to API server %s: poll: %s", c->name,
+                        errline(c->err, c->errsz, "request to API server %s: poll: %s", c->name,
                                 errstr(-r));
                         return r;
                 }
                 if (c->cancel_fd >= 0 && p[1].revents) {
-                        set_err(c->err, c->errsz, "request to API server %s cancelled", c->name);
+                        errline(c->err, c->errsz, "request to API server %s cancelled", c->name);
                         return -ECANCELED;
                 }
                 if (p[0].revents)
@@ -668,7 +656,7 @@ static int conn_connect(struct conn *c) {
 
         r = getaddrinfo(c->cfg->host, c->cfg->port, &hints, &ai);
         if (r != 0) {
-                set_err(c->err, c->errsz, "cannot resolve API server %s: %s", c->name,
+                errline(c->err, c->errsz, "cannot resolve API server %s: %s", c->name,
                         r == EAI_SYSTEM ? errstr(errno) : gai_strerror(r));
                 return r == EAI_AGAIN ? -EAGAIN : -EHOSTUNREACH;
         }
@@ -700,7 +688,7 @@ static int conn_connect(struct conn *c) {
         }
         freeaddrinfo(ai);
         if (c->fd < 0) {
-                set_err(c->err, c->errsz, "cannot connect to API server %s: %s", c->name,
+                errline(c->err, c->errsz, "cannot connect to API server %s: %s", c->name,
                         errstr(e));
                 return -e;
         }
@@ -728,7 +716,7 @@ static int conn_flush(struct conn *c, const char *step) {
                                 continue;
                         if (errno != EAGAIN) {
                                 r = -errno;
-                                set_err(c->err, c->errsz, "sending to API server %s: %s", c->name,
+                                errline(c->err, c->errsz, "sending to API server %s: %s", c->name,
                                         errstr(-r));
                                 return r;
                         }
@@ -750,20 +738,20 @@ static int conn_fill(struct conn *c, const char *step) {
 
                 if (n > 0) {
                         if (BIO_write(c->rbio, buf, (int) n) != (int) n) {
-                                set_err(c->err, c->errsz, "out of memory for TLS input");
+                                errline(c->err, c->errsz, "out of memory for TLS input");
                                 return -ENOMEM;
                         }
                         return 0;
                 }
                 if (n == 0) {
-                        set_err(c->err, c->errsz, "API server %s closed the connection", c->name);
+                        errline(c->err, c->errsz, "API server %s closed the connection", c->name);
                         return -ECONNRESET;
                 }
                 if (errno == EINTR)
                         continue;
                 if (errno != EAGAIN) {
                         r = -errno;
-                        set_err(c->err, c->errsz, "receiving from API server %s: %s", c->name,
+                        errline(c->err, c->errsz, "receiving from API server %s: %s", c->name,
                                 errstr(-r));
                         return r;
                 }
@@ -779,13 +767,13 @@ static int tls_error(struct conn *c, const char *what) {
         char reason[256];
 
         if (v != X509_V_OK) {
-                set_err(c->err, c->errsz, "%s %s failed: certificate verify failed: %s", what,
+                errline(c->err, c->errsz, "%s %s failed: certificate verify failed: %s", what,
                         c->name, X509_verify_cert_error_string(v));
                 return -EPROTO;
         }
         if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
             ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL) {
-                set_err(c->err, c->errsz,
+                errline(c->err, c->errsz,
                         "%s does not speak HTTP/2 (ALPN: the server accepts no h2)", c->name);
                 return -EPROTONOSUPPORT;
         }
@@ -793,7 +781,7 @@ static int tls_error(struct conn *c, const char *what) {
                 ERR_error_string_n(e, reason, sizeof(reason));
         else
                 snprintf(reason, sizeof(reason), "connection closed");
-        set_err(c->err, c->errsz, "%s %s failed: %s", what, c->name, reason);
+        errline(c->err, c->errsz, "%s %s failed: %s", what, c->name, reason);
         return -EPROTO;
 }
 
@@ -805,7 +793,7 @@ static int tls_setup(struct conn *c) {
         if (fd < 0) {
                 int r = -errno;
 
-                set_err(c->err, c->errsz, "cannot read CA file %s: %s", c->cfg->ca_file,
+                errline(c->err, c->errsz, "cannot read CA file %s: %s", c->cfg->ca_file,
                         errstr(-r));
                 return r;
         }
@@ -819,7 +807,7 @@ static int tls_setup(struct conn *c) {
                 char reason[256];
 
                 ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
-                set_err(c->err, c->errsz, "CA file %s holds no usable certificate: %s",
+                errline(c->err, c->errsz, "CA file %s holds no usable certificate: %s",
                         c->cfg->ca_file, reason);
                 return -EINVAL;
         }
@@ -850,10 +838,10 @@ static int tls_setup(struct conn *c) {
         return 0;
 
 out_invalid:
-        set_err(c->err, c->errsz, "cannot verify API server %s: bad host for TLS", c->name);
+        errline(c->err, c->errsz, "cannot verify API server %s: bad host for TLS", c->name);
         return -EINVAL;
 out_nomem:
-        set_err(c->err, c->errsz, "out of memory for TLS");
+        errline(c->err, c->errsz, "out of memory for TLS");
         return -ENOMEM;
 }
 
@@ -892,7 +880,7 @@ static int tls_handshake(struct conn *c) {
                         snprintf(shown, sizeof(shown), "the server chose %.*s",
                                  (int) (proto_len > 32 ? 32 : proto_len), (const char *) proto);
                 printable(shown, shown, sizeof(shown));
-                set_err(c->err, c->errsz, "%s does not speak HTTP/2 (ALPN: %s)", c->name, shown);
+                errline(c->err, c->errsz, "%s does not speak HTTP/2 (ALPN: %s)", c->name, shown);
                 return -EPROTONOSUPPORT;
         }
         return 0;
@@ -956,13 +944,13 @@ static int read_token(const char *path, char **ret, char *err, size_t errsz) {
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
                 r = -errno;
-                set_err(err, errsz, "cannot read token file %s: %s", path, errstr(-r));
+                errline(err, errsz, "cannot read token file %s: %s", path, errstr(-r));
                 return r;
         }
         buf = malloc(TOKEN_MAX + 1);
         if (!buf) {
                 close(fd);
-                set_err(err, errsz, "out of memory for the token");
+                errline(err, errsz, "out of memory for the token");
                 return -ENOMEM;
         }
         for (;;) {
@@ -972,14 +960,14 @@ static int read_token(const char *path, char **ret, char *err, size_t errsz) {
                         continue;
                 if (n < 0) {
                         r = -errno;
-                        set_err(err, errsz, "cannot read token file %s: %s", path, errstr(-r));
+                        errline(err, errsz, "cannot read token file %s: %s", path, errstr(-r));
                         goto out_free;
                 }
                 if (n == 0)
                         break;
                 len += (size_t) n;
                 if (len > TOKEN_MAX) {
-                        set_err(err, errsz, "token file %s is larger than %u bytes", path,
+                        errline(err, errsz, "token file %s is larger than %u bytes", path,
                                 TOKEN_MAX);
                         r = -EFBIG;
                         goto out_free;
@@ -989,7 +977,7 @@ static int read_token(const char *path, char **ret, char *err, size_t errsz) {
                 len--;
         buf[len] = '\0';
         if (len == 0) {
-                set_err(err, errsz, "token file %s is empty", path);
+                errline(err, errsz, "token file %s is empty", path);
                 r = -EINVAL;
                 goto out_free;
         }
@@ -997,7 +985,7 @@ static int read_token(const char *path, char **ret, char *err, size_t errsz) {
                 unsigned char ch = (unsigned char) buf[i];
 
                 if (ch <= 0x20 || ch >= 0x7f) {
-                        set_err(err, errsz,
+                        errline(err, errsz,
                                 "token file %s holds a byte a token cannot have (0x%02x at %zu)",
                                 path, ch, i);
                         r = -EINVAL;
@@ -1041,7 +1029,7 @@ int api_request(const struct api_config *cfg, const char *method, const char *pa
         explicit_bzero(token, strlen(token));
         free(token);
         if (r < 0) {
-                set_err(err, errsz, "cannot make the request %s %s: %s", method, path, errstr(-r));
+                errline(err, errsz, "cannot make the request %s %s: %s", method, path, errstr(-r));
                 return r;
         }
         r = tls_setup(&c);
@@ -1058,7 +1046,7 @@ int api_request(const struct api_config *cfg, const char *method, const char *pa
                 goto out;
         r = api_h2_result(h, ret, line, sizeof(line));
         if (r < 0)
-                set_err(err, errsz, "API server %s: %s", c.name, line);
+                errline(err, errsz, "API server %s: %s", c.name, line);
         else {
                 /* A polite close_notify; the answer is in, so its fate does not matter. */
                 c.err = NULL;

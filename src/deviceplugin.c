@@ -88,19 +88,6 @@ bool dp_kind_present(enum dp_kind k, const struct discovery *d) {
 
 /* ---- small helpers ---- */
 
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...) {
-        va_list ap;
-
-        if (!err || errsz == 0)
-                return;
-        va_start(ap, fmt);
-        (void) vsnprintf(err, errsz, fmt, ap);
-        va_end(ap);
-}
-
 /* The resource name for messages; falls back to the kind when the domain is absurdly long. */
 static void resource_or_kind(const struct dp_config *cfg, enum dp_kind k, char *buf, size_t size) {
         if (dp_resource_name(cfg, k, buf, size) < 0)
@@ -164,10 +151,10 @@ static bool check_id(const struct dp_config *cfg, enum dp_kind k, const char *id
         resource_or_kind(cfg, k, res, sizeof(res));
         sanitize(id, shown, sizeof(shown));
         if (cfg->max_pods == 0)
-                set_err(err, errsz, "unknown device ID \"%s\" for resource %s (it has no devices)",
+                errline(err, errsz, "unknown device ID \"%s\" for resource %s (it has no devices)",
                         shown, res);
         else
-                set_err(err, errsz,
+                errline(err, errsz,
                         "unknown device ID \"%s\" for resource %s (its IDs are %s-0..%s-%u)", shown,
                         res, dp_kind_name(k), dp_kind_name(k), cfg->max_pods - 1);
         return false;
@@ -386,12 +373,12 @@ static enum grpc_status allocate(const struct dp_config *cfg, enum dp_kind k,
 
         r = v1beta1__allocate_request__unpack(NULL, len, req);
         if (!r) {
-                set_err(err, errsz, "undecodable AllocateRequest (%zu bytes)", len);
+                errline(err, errsz, "undecodable AllocateRequest (%zu bytes)", len);
                 return GRPC_STATUS_INVALID_ARGUMENT;
         }
 
         if (r->n_container_requests == 0) {
-                set_err(err, errsz, "AllocateRequest has no container requests");
+                errline(err, errsz, "AllocateRequest has no container requests");
                 status = GRPC_STATUS_INVALID_ARGUMENT;
                 goto out_free_request;
         }
@@ -399,7 +386,7 @@ static enum grpc_status allocate(const struct dp_config *cfg, enum dp_kind k,
                 const V1beta1__ContainerAllocateRequest *c = r->container_requests[i];
 
                 if (c->n_devices_ids == 0) {
-                        set_err(err, errsz, "container request %zu lists no device IDs", i);
+                        errline(err, errsz, "container request %zu lists no device IDs", i);
                         status = GRPC_STATUS_INVALID_ARGUMENT;
                         goto out_free_request;
                 }
@@ -413,7 +400,7 @@ static enum grpc_status allocate(const struct dp_config *cfg, enum dp_kind k,
 
         if (!layout_for(cfg, k, d, &info.layout)) {
                 resource_or_kind(cfg, k, res, sizeof(res));
-                set_err(err, errsz, "no SGX device present on this node for resource %s", res);
+                errline(err, errsz, "no SGX device present on this node for resource %s", res);
                 status = GRPC_STATUS_FAILED_PRECONDITION;
                 goto out_free_request;
         }
@@ -461,7 +448,7 @@ static enum grpc_status allocate(const struct dp_config *cfg, enum dp_kind k,
         goto out_free_responses;
 
 out_oom:
-        set_err(err, errsz, "out of memory");
+        errline(err, errsz, "out of memory");
         status = GRPC_STATUS_INTERNAL;
 out_free_responses:
         free(cresps);
@@ -493,14 +480,14 @@ static bool check_preferred(const struct dp_config *cfg, enum dp_kind k,
         if (!check_ids(cfg, k, c->must_include_deviceids, c->n_must_include_deviceids, err, errsz))
                 return false;
         if (c->allocation_size < 0 || (size_t) c->allocation_size < c->n_must_include_deviceids) {
-                set_err(err, errsz,
+                errline(err, errsz,
                         "container request %zu: allocation_size %d is less than the %zu "
                         "must-include device IDs",
                         i, (int) c->allocation_size, c->n_must_include_deviceids);
                 return false;
         }
         if ((size_t) c->allocation_size > c->n_available_deviceids) {
-                set_err(err, errsz,
+                errline(err, errsz,
                         "container request %zu: allocation_size %d exceeds the %zu available "
                         "device IDs",
                         i, (int) c->allocation_size, c->n_available_deviceids);
@@ -551,12 +538,12 @@ enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum dp_kind k
 
         r = v1beta1__preferred_allocation_request__unpack(NULL, len, req);
         if (!r) {
-                set_err(err, errsz, "undecodable PreferredAllocationRequest (%zu bytes)", len);
+                errline(err, errsz, "undecodable PreferredAllocationRequest (%zu bytes)", len);
                 return GRPC_STATUS_INVALID_ARGUMENT;
         }
         n = r->n_container_requests;
         if (n == 0) {
-                set_err(err, errsz, "PreferredAllocationRequest has no container requests");
+                errline(err, errsz, "PreferredAllocationRequest has no container requests");
                 status = GRPC_STATUS_INVALID_ARGUMENT;
                 goto out_free_request;
         }
@@ -574,7 +561,7 @@ enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum dp_kind k
         ids = calloc(total ? total : 1, sizeof(*ids));
         bits = calloc(cfg->max_pods / 8 + 1, 1);
         if (!cresps || !cresp_ptrs || !ids || !bits) {
-                set_err(err, errsz, "out of memory");
+                errline(err, errsz, "out of memory");
                 status = GRPC_STATUS_INTERNAL;
                 goto out_free_answer;
         }
@@ -595,7 +582,7 @@ enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum dp_kind k
         packed = v1beta1__preferred_allocation_response__get_packed_size(&resp);
         buf = out_alloc(packed);
         if (!buf) {
-                set_err(err, errsz, "out of memory");
+                errline(err, errsz, "out of memory");
                 status = GRPC_STATUS_INTERNAL;
                 goto out_free_answer;
         }
@@ -626,7 +613,7 @@ enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum dp_kind k,
 
         r = v1beta1__pre_start_container_request__unpack(NULL, len, req);
         if (!r) {
-                set_err(err, errsz, "undecodable PreStartContainerRequest (%zu bytes)", len);
+                errline(err, errsz, "undecodable PreStartContainerRequest (%zu bytes)", len);
                 return GRPC_STATUS_INVALID_ARGUMENT;
         }
         if (!check_ids(cfg, k, r->devices_ids, r->n_devices_ids, err, errsz)) {
@@ -637,7 +624,7 @@ enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum dp_kind k,
         packed = v1beta1__pre_start_container_response__get_packed_size(&resp);
         buf = out_alloc(packed);
         if (!buf) {
-                set_err(err, errsz, "out of memory");
+                errline(err, errsz, "out of memory");
                 status = GRPC_STATUS_INTERNAL;
                 goto out_free_request;
         }

@@ -141,3 +141,13 @@ void log_event(enum log_level level, const char *resource, const char *path, con
         }
         write_all(line, (size_t) n);
 }
+
+void errline(char *err, size_t errsz, const char *fmt, ...) {
+        va_list ap;
+
+        if (!err || errsz == 0)
+                return;
+        va_start(ap, fmt);
+        (void) vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+}

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
         LOG_LEVEL_ERROR,
@@ -43,6 +44,12 @@ int log_format_from_string(const char *s, enum log_format *ret);
  */
 void log_event(enum log_level level, const char *resource, const char *path, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+
+/*
+ * Formats one line into |err| (|errsz| bytes; nothing when NULL or 0): the "why" that a function
+ * returning -errno hands to its caller, who logs it. Truncates to fit.
+ */
+void errline(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define log_error(res, path, ...) log_event(LOG_LEVEL_ERROR, res, path, __VA_ARGS__)
 #define log_warn(res, path, ...) log_event(LOG_LEVEL_WARN, res, path, __VA_ARGS__)

@@ -124,11 +124,26 @@ static void test_log_level_and_format_names(void) {
         CHECK_INT(log_format_from_string("yaml", &f), -22);
 }
 
+static void test_errline_formats_truncates_and_accepts_null(void) {
+        char buf[16];
+
+        errline(buf, sizeof(buf), "%s: %d", "port", 6443);
+        CHECK_STR(buf, "port: 6443");
+        errline(buf, sizeof(buf), "cannot connect to %s", "api.example.com:6443");
+        CHECK_INT(strlen(buf), sizeof(buf) - 1); /* cut to fit, still terminated */
+        CHECK(strncmp(buf, "cannot connect ", 15) == 0);
+        buf[0] = 'x';
+        errline(buf, 0, "ignored");
+        CHECK(buf[0] == 'x');
+        errline(NULL, 16, "ignored"); /* no buffer: nothing written, no crash */
+}
+
 int main(void) {
         RUN(test_log_text_line_has_level_resource_path_and_message);
         RUN(test_log_json_is_one_object_per_line_with_fields);
         RUN(test_log_threshold_drops_lower_levels);
         RUN(test_log_long_message_is_cut_but_stays_one_line);
         RUN(test_log_level_and_format_names);
+        RUN(test_errline_formats_truncates_and_accepts_null);
         return unit_done();
 }
