@@ -8,6 +8,11 @@ starts the test kubelet (tests/kubelet/fake_kubelet.py) and the daemon, waits fo
 registrations, prints what the node would show as allocatable and capacity per resource, performs
 one Allocate for sgx.k8s.io/sgx as the kubelet would for a pod, prints the device mapping the
 container gets, stops the daemon with SIGTERM and cleans up. Exits non-zero if anything failed.
+
+The simulated node is an Ice Lake-SP server (SGX2 + FLC: its CPUID registers recorded in
+tests/fixtures/cpuid/, fed with --cpuid-file) on Linux 6.5 with 64 MiB of EPC per NUMA node (a fake
+/proc and /sys), so `probe` shows its capability report, and the daemon labels the node through a
+test API server (tests/apiserver/fake_apiserver.py: TLS with a CA made by openssl, HTTP/2).
 """
 
 import os
@@ -21,8 +26,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "kubelet"))
+sys.path.insert(0, os.path.join(HERE, "apiserver"))
 
+import fake_apiserver  # noqa: E402
 import fake_kubelet  # noqa: E402
+
+CPUID = os.path.join(HERE, "fixtures", "cpuid", "icelake-sp-xeon.cpuid")
+NODE = "sgx-node-1"
 
 DOMAIN = "sgx.k8s.io"
 RESOURCES = ["%s/%s" % (DOMAIN, k) for k in ("sgx", "dcap", "ias")]
@@ -56,13 +66,43 @@ def demo(binary, work):
             return fail("mknod needs root (run make demo as root, or in a container)")
         print("    %-16s char device 10:%d" % (name, minor))
 
+    proc, sys_ = os.path.join(work, "proc"), os.path.join(work, "sys")
+    os.makedirs(os.path.join(proc, "sys", "kernel"))
+    with open(os.path.join(proc, "sys", "kernel", "osrelease"), "w") as f:
+        f.write("6.5.0-demo\n")
+    with open(os.path.join(proc, "cpuinfo"), "w") as f:
+        f.write("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 sgx sgx_lc\n\n")
+    for n in (0, 1):
+        d = os.path.join(sys_, "devices", "system", "node", "node%d" % n, "x86")
+        os.makedirs(d)
+        with open(os.path.join(d, "sgx_total_bytes"), "w") as f:
+            f.write("%d\n" % (64 << 20))
+    facts = ["--cpuid-file", CPUID, "--proc-root", proc, "--sys-root", sys_]
+    step("sgxdevplugin probe: an Ice Lake-SP server's recorded CPUID, Linux 6.5, 2 NUMA nodes")
+    r = subprocess.run([binary, "probe", "--dev-root", dev] + facts, capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        return fail("probe exited with %d: %s" % (r.returncode, r.stderr.strip()))
+    for line in r.stdout.splitlines():
+        print("    " + line.replace(work, "$TMP"))
+
+    step("test API server for node %s (TLS + HTTP/2, CA made with openssl)" % NODE)
+    pki = fake_apiserver.make_pki(os.path.join(work, "pki"))
+    token = os.path.join(work, "token")
+    with open(token, "w") as f:
+        f.write("demo-token\n")
+    api = fake_apiserver.FakeApiServer(pki, node=NODE, tokens=("demo-token",)).start()
+    print("    %s, labels now: %s" % (api.url, json_labels(api.labels())))
+
     step("test kubelet serving %s/kubelet.sock" % kdir)
     kubelet = fake_kubelet.FakeKubelet(kdir)
     kubelet.start()
     daemon = None
     try:
         args = [binary, "--kubelet-dir", kdir, "--dev-root", dev, "--max-pods", "110",
-                "--log-format", "text", "--log-level", "info"]
+                "--log-format", "text", "--log-level", "info"] + facts + [
+                "--label-node", "--node-name", NODE, "--apiserver", api.url,
+                "--token-file", token, "--ca-file", pki.ca]
         step("starting " + " ".join(args))
         with open(log, "wb") as logf:
             daemon = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
@@ -103,6 +143,22 @@ def demo(binary, work):
         if kubelet.errors:
             return fail("; ".join(kubelet.errors), log)
 
+        step("node labels, as kubectl get node %s --show-labels shows them" % NODE)
+        try:
+            api.wait_for(lambda s: "%s/sgx" % DOMAIN in s._labels, TIMEOUT,
+                         "the node's SGX labels")
+        except AssertionError as e:
+            return fail(str(e), log)
+        print("    " + json_labels(api.labels()))
+        # the daemon logs the PATCH once its answer is in
+        end = time.monotonic() + TIMEOUT
+        while "labelled" not in open(log, errors="replace").read():
+            if time.monotonic() > end:
+                return fail("the daemon did not log the labels it set", log)
+            time.sleep(0.02)
+        if api.errors or any(rq.problems for rq in api.snapshot()[0]):
+            return fail("the API server saw bad requests: %s" % api.errors, log)
+
         step("stopping the daemon (SIGTERM)")
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -125,6 +181,11 @@ def demo(binary, work):
             daemon.kill()
             daemon.wait()
         kubelet.stop()
+        api.stop()
+
+
+def json_labels(labels):
+    return "{%s}" % ", ".join('"%s":"%s"' % kv for kv in sorted(labels.items()))
 
 
 def main():
