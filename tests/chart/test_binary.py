@@ -5,8 +5,11 @@ kubelet would, passes against it and fails once it is gone. The host paths are s
 directories; everything else is exactly the rendered argv."""
 
 import os
+import pathlib
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -41,8 +44,18 @@ def binary():
     return BINARY
 
 
+@pytest.fixture
+def short_tmp():
+    """A temp dir with a short path: pytest's tmp_path under a long $TMPDIR can leave too little
+    of a unix socket's 107 bytes for DIR/sgxdevplugin-provision.sock."""
+    d = tempfile.mkdtemp(prefix="sdpc-", dir="/tmp")
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))
-def test_binary_01_rendered_args_run(helm, binary, tmp_path, name):
+def test_binary_01_rendered_args_run(helm, binary, short_tmp, name):
+    tmp_path = short_tmp
     vals = write_values(tmp_path, VALUE_SETS[name])
     docs = helm.template("-f", vals)
     c = container(docs)
