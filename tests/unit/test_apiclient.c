@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -864,12 +865,33 @@ static void test_apiclient_request_200_headers_token_body(void) {
         CHECK(memcmp(s.last.body, patch_body, sizeof(patch_body) - 1) == 0);
 }
 
+/*
+ * True when "localhost" resolves to 127.0.0.1 here. A bare root (a debootstrap chroot without
+ * /etc/hosts) cannot look names up at all; the tests by name then say so and stop.
+ */
+static bool localhost_resolves(const char *test) {
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+        bool ok = getaddrinfo("localhost", NULL, &hints, &ai) == 0 && ai &&
+                  ((struct sockaddr_in *) ai->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+
+        if (ai)
+                freeaddrinfo(ai);
+        if (!ok)
+                fprintf(stderr,
+                        "%s: skipped the part by name: \"localhost\" does not resolve to "
+                        "127.0.0.1 here (no /etc/hosts?)\n",
+                        test);
+        return ok;
+}
+
 static void test_apiclient_request_by_name_localhost(void) {
         struct server s = {.answer = ANSWER, .status = 200};
         struct api_config c;
         struct api_response resp;
         char err[256] = "";
 
+        if (!localhost_resolves(__func__))
+                return;
         write_file(token_path, "tok-1");
         server_start(&s, SRV_H2, NULL);
         client_config(&c, "localhost", s.port, ca1_path, 2000);
@@ -977,9 +999,11 @@ static void test_apiclient_request_ip_and_name_mismatch_eproto(void) {
         client_config(&c, "127.0.0.1", s.port, ca1_path, 2000);
         CHECK_INT(patch(&c, -1, &resp, err, sizeof(err)), -EPROTO);
         CHECK(strstr(err, "IP address mismatch") != NULL);
-        client_config(&c, "localhost", s.port, ca1_path, 2000);
-        CHECK_INT(patch(&c, -1, &resp, err, sizeof(err)), -EPROTO);
-        CHECK(strstr(err, "hostname mismatch") != NULL || strstr(err, "Hostname mismatch"));
+        if (localhost_resolves(__func__)) {
+                client_config(&c, "localhost", s.port, ca1_path, 2000);
+                CHECK_INT(patch(&c, -1, &resp, err, sizeof(err)), -EPROTO);
+                CHECK(strstr(err, "hostname mismatch") != NULL || strstr(err, "Hostname mismatch"));
+        }
         server_stop(&s);
         CHECK_INT(s.n_requests, 0);
 }
