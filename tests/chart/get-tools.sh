@@ -35,7 +35,15 @@ npm_pack() {
         tgz="$cache/$(printf '%s' "$1" | sed 's/^@//; s#/#-#')-$2.tgz"
         if [ ! -s "$tgz" ]; then
                 need_npm
-                (cd "$cache" && npm pack --silent "$1@$2" >/dev/null) >&2
+                # bounded: a registry that cannot be reached (no route, an untrusted TLS proxy)
+                # fails in about a minute with npm's own reason, instead of hanging
+                if ! (cd "$cache" && npm pack --silent --fetch-timeout=30000 --fetch-retries=1 \
+                        "$1@$2" >/dev/null) >&2; then
+                        echo "get-tools.sh: npm pack $1@$2 failed: can npm reach its registry" \
+                                "($(npm config get registry))? Behind a TLS proxy, npm needs its" \
+                                "CA: npm config set cafile FILE" >&2
+                        exit 1
+                fi
         fi
         [ -s "$tgz" ] || { echo "get-tools.sh: npm pack $1@$2 did not give $tgz" >&2; exit 1; }
         printf '%s\n' "$tgz"
