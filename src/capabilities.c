@@ -773,38 +773,41 @@ void caps_evaluate(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel,
         *ret = c;
 }
 
-int caps_collect(const char *proc_root, const char *sys_root, const char *cpuid_file,
-                 const struct discovery *d, struct sgx_caps *ret, char *err, size_t errsz) {
-        struct sgx_kernel *k;
-        struct cpuid_record *rec = NULL;
-        struct sgx_cpu cpu;
+int caps_read_facts(const char *proc_root, const char *sys_root, const char *cpuid_file,
+                    struct sgx_cpu *cpu, struct sgx_kernel *kernel, char *err, size_t errsz) {
+        struct cpuid_record *rec;
         int r;
 
         if (errsz > 0)
                 err[0] = '\0';
-        k = malloc(sizeof(*k));
+        r = caps_read_kernel(proc_root, sys_root, kernel);
+        if (r < 0)
+                return r;
+        if (!cpuid_file) {
+                caps_decode_cpuid(cpuid_native, NULL, cpu);
+                return 0;
+        }
+        rec = malloc(sizeof(*rec));
+        if (!rec)
+                return -ENOMEM;
+        r = cpuid_record_load(cpuid_file, rec, err, errsz);
+        if (r >= 0)
+                caps_decode_cpuid(cpuid_recorded, rec, cpu);
+        free(rec);
+        return r;
+}
+
+int caps_collect(const char *proc_root, const char *sys_root, const char *cpuid_file,
+                 const struct discovery *d, struct sgx_caps *ret, char *err, size_t errsz) {
+        struct sgx_kernel *k = malloc(sizeof(*k));
+        struct sgx_cpu cpu;
+        int r;
+
         if (!k)
                 return -ENOMEM;
-        r = caps_read_kernel(proc_root, sys_root, k);
-        if (r < 0)
-                goto out_free;
-        if (cpuid_file) {
-                rec = malloc(sizeof(*rec));
-                if (!rec) {
-                        r = -ENOMEM;
-                        goto out_free;
-                }
-                r = cpuid_record_load(cpuid_file, rec, err, errsz);
-                if (r < 0)
-                        goto out_free;
-                caps_decode_cpuid(cpuid_recorded, rec, &cpu);
-        } else {
-                caps_decode_cpuid(cpuid_native, NULL, &cpu);
-        }
-        caps_evaluate(&cpu, k, d, ret);
-        r = 0;
-out_free:
-        free(rec);
+        r = caps_read_facts(proc_root, sys_root, cpuid_file, &cpu, k, err, errsz);
+        if (r >= 0)
+                caps_evaluate(&cpu, k, d, ret);
         free(k);
         return r;
 }

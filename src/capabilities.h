@@ -154,11 +154,18 @@ void caps_evaluate(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel,
                    const struct discovery *d, struct sgx_caps *ret);
 
 /*
- * The whole collection, as probe and the daemon do it: caps_read_kernel(proc_root, sys_root),
- * CPUID from |cpuid_file| (a recorded dump, cpuid_record_load) or from this CPU when NULL
- * (cpuid_native), then caps_evaluate with |d|. Returns 0, -ENOMEM, or -errno with one line in
- * |err| when the cpuid file cannot be read or parsed (the caller prints or logs it). Missing
- * proc/sys files are no error.
+ * The facts that do not change while the system runs: caps_read_kernel(proc_root, sys_root) into
+ * *kernel, and CPUID from |cpuid_file| (a recorded dump, cpuid_record_load) or from this CPU when
+ * NULL (cpuid_native) into *cpu. The daemon reads them once and evaluates them again with each
+ * new device scan. Returns 0, -ENOMEM, or -errno with one line in |err| when the cpuid file cannot
+ * be read or parsed (the caller prints or logs it). Missing proc/sys files are no error.
+ */
+int caps_read_facts(const char *proc_root, const char *sys_root, const char *cpuid_file,
+                    struct sgx_cpu *cpu, struct sgx_kernel *kernel, char *err, size_t errsz);
+
+/*
+ * The whole collection, as probe does it: caps_read_facts, then caps_evaluate with |d|. Returns
+ * what caps_read_facts returns.
  */
 int caps_collect(const char *proc_root, const char *sys_root, const char *cpuid_file,
                  const struct discovery *d, struct sgx_caps *ret, char *err, size_t errsz);

@@ -8,9 +8,10 @@
  * is up - and acts on the differences. A missed or coalesced event therefore costs nothing but
  * latency, and the same code handles a late kubelet, a kubelet restart and a removed directory.
  *
- * Each change of devices also re-evaluates the node's SGX capabilities (capabilities.c: CPU facts
- * decoded once at start, kernel facts read again) and, with --label-node, hands the labels they
- * imply to the labeler's thread, which talks to the API server: nothing here waits on it.
+ * Each change of devices also re-evaluates the node's SGX capabilities (capabilities.c: the CPU's
+ * and the kernel's facts, read once at start, with the devices now present) and, with --label-node,
+ * hands the labels they imply to the labeler's thread, which talks to the API server: nothing here
+ * waits on it.
  *
  * Two things a look at the world cannot tell, and the events that say them. A kubelet restart
  * that is over before we look may leave a kubelet.sock with the old one's inode number (the
@@ -74,7 +75,8 @@ struct plugin {
         size_t n_res;
 
         /* capabilities and labels */
-        struct sgx_cpu cpu;          /* decoded once at start */
+        struct sgx_cpu cpu; /* read once at start: they do not change */
+        struct sgx_kernel kernel;
         char verdict_line[256];      /* last verdict logged */
         struct labeler *labeler;     /* NULL without --label-node */
 
@@ -199,13 +201,10 @@ static void log_devices(const struct plugin *p, const struct discovery *d) {
  * changed, and hands the labels they imply to the labeler (which sends only a changed set).
  */
 static void sync_capabilities(struct plugin *p) {
-        struct sgx_kernel k;
         struct sgx_caps caps;
         struct label_set labels;
 
-        if (caps_read_kernel(p->opt->proc_root, p->opt->sys_root, &k) < 0)
-                memset(&k, 0, sizeof(k));
-        caps_evaluate(&p->cpu, &k, &p->disc, &caps);
+        caps_evaluate(&p->cpu, &p->kernel, &p->disc, &caps);
         if (strcmp(caps.verdict_line, p->verdict_line) != 0) {
                 log_info(NULL, p->opt->dev_root, "SGX capability: %s: %s",
                          sgx_verdict_name(caps.verdict), caps.verdict_line);
@@ -475,26 +474,15 @@ static int add_resource(struct plugin *p, enum dp_kind kind) {
         return 0;
 }
 
-/* Decodes the CPU's SGX facts once: from --cpuid-file when given, else this CPU. */
-static int setup_cpu(struct plugin *p) {
-        struct cpuid_record *rec;
+/* Reads the CPU's and the kernel's SGX facts once (--cpuid-file, --proc-root, --sys-root). */
+static int setup_facts(struct plugin *p) {
         char err[256] = "";
-        int r;
+        int r = caps_read_facts(p->opt->proc_root, p->opt->sys_root, p->opt->cpuid_file, &p->cpu,
+                                &p->kernel, err, sizeof(err));
 
-        if (!p->opt->cpuid_file) {
-                caps_decode_cpuid(cpuid_native, NULL, &p->cpu);
-                return 0;
-        }
-        rec = calloc(1, sizeof(*rec));
-        if (!rec)
-                return -ENOMEM;
-        r = cpuid_record_load(p->opt->cpuid_file, rec, err, sizeof(err));
         if (r < 0)
-                log_error(NULL, p->opt->cpuid_file, "cannot use the recorded CPUID: %s",
+                log_error(NULL, p->opt->cpuid_file, "cannot read the SGX capability facts: %s",
                           err[0] ? err : strerror(-r));
-        else
-                caps_decode_cpuid(cpuid_recorded, rec, &p->cpu);
-        free(rec);
         return r;
 }
 
@@ -579,7 +567,7 @@ int plugin_new(struct loop *l, const struct cli_options *opt, struct plugin **re
         r = loop_add_signal(l, SIGINT, on_signal, p, &p->sigint);
         if (r < 0)
                 goto out_free;
-        r = setup_cpu(p);
+        r = setup_facts(p);
         if (r < 0)
                 goto out_free;
         r = setup_labeler(p);

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+import sdp
 from sdp import run_cli
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "cpuid")
@@ -272,3 +273,39 @@ def test_09_06_native_cpuid(devtree, workdir):
     # the device is present, so whatever this CPU is, the verdict trusts the driver
     assert caps["verdict"] == "usable"
     assert caps["driver"] == "in-kernel"
+
+
+# 09_07: the daemon reads the same facts once at start and logs its verdict, again each time a
+# device change changes it (the CPU and kernel facts stay as read)
+def test_09_07_daemon_logs_verdict_on_device_changes(node, workdir):
+    roots = facts(workdir, "6.5.0", "fpu sgx sgx_lc", nodes=(64, 64))
+    nd = node("inkernel", args=["--cpuid-file", cpuid("icelake-sp-xeon.cpuid")] + roots)
+
+    def verdict(name, since=0):
+        return nd.daemon.wait_log(
+            lambda l: l.get("msg", "").startswith("SGX capability: %s: " % name), sdp.T(5),
+            since=since, what="the verdict %s" % name)
+
+    line = verdict("usable")
+    assert "SGX1+SGX2+FLC" in line["msg"] and "EPC 128 MiB" in line["msg"], line
+    assert "SGX2 (EDMM) usable" in line["msg"], line
+    mark = nd.daemon.mark()
+    nd.dev.remove("sgx_enclave")
+    line = verdict("no-driver", since=mark)
+    assert "no SGX device node" in line["msg"], line
+    mark = nd.daemon.mark()
+    nd.dev.mknod("sgx_enclave", *sdp.ENCLAVE)
+    verdict("usable", since=mark)
+    assert len([l for l in nd.daemon.lines()
+                if l.get("msg", "").startswith("SGX capability: ")]) == 3
+
+
+# 09_08: the daemon with a --cpuid-file it cannot use does not start: exit 1, the file named
+def test_09_08_daemon_bad_cpuid_file(devtree, workdir):
+    dev = devtree("inkernel")
+    path = os.path.join(workdir, "missing.cpuid")
+    r = run_cli(["--kubelet-dir", os.path.join(workdir, "k"), "--dev-root", dev.root,
+                 "--cpuid-file", path])
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    errors = [l for l in r.stderr.splitlines() if " error " in l]
+    assert errors and path in errors[0] and "SGX capability facts" in errors[0], r.stderr
