@@ -27,8 +27,8 @@
 #include "capabilities.h"
 #include "log.h"
 
-static const char *const owned[] = {LABEL_SGX, LABEL_DCAP, LABEL_IAS,
-                                    LABEL_SGX2, LABEL_FLC, LABEL_EPC_MIB};
+static const char *const owned[] = {LABEL_SGX,  LABEL_DCAP, LABEL_IAS,
+                                    LABEL_SGX2, LABEL_FLC,  LABEL_EPC_MIB};
 #define N_OWNED (sizeof(owned) / sizeof(owned[0]))
 
 /* ---- the wanted set (pure) ---- */
@@ -58,8 +58,7 @@ void labels_desired(const char *domain, const struct sgx_caps *caps, struct labe
         if (caps->flc)
                 add_label(ret, domain, LABEL_FLC, "true");
         if (caps->epc_bytes >= (1u << 20)) {
-                snprintf(mib, sizeof(mib), "%llu",
-                         (unsigned long long) (caps->epc_bytes >> 20));
+                snprintf(mib, sizeof(mib), "%llu", (unsigned long long) (caps->epc_bytes >> 20));
                 add_label(ret, domain, LABEL_EPC_MIB, mib);
         }
 }
@@ -122,8 +121,7 @@ static void describe(const char *domain, const struct label_set *s, char *set, s
         for (size_t i = 0; i < N_OWNED && b < unsetsz; i++) {
                 snprintf(key, sizeof(key), "%s/%s", domain, owned[i]);
                 if (!label_value(s, key))
-                        b += (size_t) snprintf(unset + b, unsetsz - b, "%s%s", b ? ", " : "",
-                                               key);
+                        b += (size_t) snprintf(unset + b, unsetsz - b, "%s%s", b ? ", " : "", key);
         }
 }
 
@@ -148,7 +146,6 @@ struct labeler {
         bool have_wanted;
         struct label_set wanted;
         uint64_t gen; /* bumped by every change of |wanted| */
-        unsigned sent, succeeded;
 };
 
 static uint64_t now_ms(void) {
@@ -212,11 +209,6 @@ static int send_labels(struct labeler *lb, const struct label_set *s, bool chang
         r = lb->request(lb->request_userdata, lb->path, body, lb->cancel_fd, &resp, err,
                         sizeof(err));
         free(body);
-        pthread_mutex_lock(&lb->mu);
-        lb->sent++;
-        if (r == 0 && resp.status >= 200 && resp.status < 300)
-                lb->succeeded++;
-        pthread_mutex_unlock(&lb->mu);
 
         format_secs(retry_ms, retry, sizeof(retry));
         if (r == -ECANCELED) {
@@ -225,8 +217,9 @@ static int send_labels(struct labeler *lb, const struct label_set *s, bool chang
                 log_warn(NULL, lb->path, "labelling node %s failed: %s, retrying in %s",
                          lb->node_name, err[0] ? err : strerror(-r), retry);
         } else if (resp.status < 200 || resp.status >= 300) {
-                log_warn(NULL, lb->path, "labelling node %s failed: HTTP %d: %s; %s, retrying in %s",
-                         lb->node_name, resp.status, resp.message[0] ? resp.message : "(no message)",
+                log_warn(NULL, lb->path,
+                         "labelling node %s failed: HTTP %d: %s; %s, retrying in %s", lb->node_name,
+                         resp.status, resp.message[0] ? resp.message : "(no message)",
                          status_hint(resp.status), retry);
                 r = -EPROTO;
         } else {
@@ -242,19 +235,11 @@ static int send_labels(struct labeler *lb, const struct label_set *s, bool chang
         return r;
 }
 
+/* Waits on the condition until |deadline_ms| (CLOCK_MONOTONIC, as now_ms()) or a signal. */
 static void wait_until(struct labeler *lb, uint64_t deadline_ms) {
-        struct timespec ts;
+        struct timespec ts = {.tv_sec = (time_t) (deadline_ms / 1000u),
+                              .tv_nsec = (long) (deadline_ms % 1000u) * 1000000L};
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t now = (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-        uint64_t wait = deadline_ms > now ? deadline_ms - now : 0;
-
-        ts.tv_sec += (time_t) (wait / 1000u);
-        ts.tv_nsec += (long) (wait % 1000u) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-        }
         (void) pthread_cond_timedwait(&lb->cond, &lb->mu, &ts);
 }
 
@@ -300,8 +285,8 @@ static void *worker(void *userdata) {
                         failing = true;
                         failed_gen = gen;
                         due_ms = now_ms() + backoff;
-                        backoff = backoff > lb->backoff_max_ms / 2 ? lb->backoff_max_ms
-                                                                   : backoff * 2;
+                        backoff =
+                                backoff > lb->backoff_max_ms / 2 ? lb->backoff_max_ms : backoff * 2;
                 }
         }
         pthread_mutex_unlock(&lb->mu);
@@ -365,13 +350,6 @@ void labeler_set(struct labeler *lb, const struct label_set *s) {
                 lb->gen++;
                 pthread_cond_signal(&lb->cond);
         }
-        pthread_mutex_unlock(&lb->mu);
-}
-
-void labeler_stats(struct labeler *lb, unsigned *sent, unsigned *succeeded) {
-        pthread_mutex_lock(&lb->mu);
-        *sent = lb->sent;
-        *succeeded = lb->succeeded;
         pthread_mutex_unlock(&lb->mu);
 }
 

@@ -78,8 +78,5 @@ int labeler_start(const struct labeler_config *cfg, struct labeler **ret);
 /* Hands the wanted labels to the worker; returns at once. A changed set is PATCHed next. */
 void labeler_set(struct labeler *lb, const struct label_set *s);
 
-/* Counters, for tests and the log: requests sent, of which succeeded (2xx). */
-void labeler_stats(struct labeler *lb, unsigned *sent, unsigned *succeeded);
-
 /* Cancels a request in flight, joins the thread, frees. Accepts NULL, returns NULL. */
 struct labeler *labeler_stop(struct labeler *lb);

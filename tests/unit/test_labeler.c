@@ -133,7 +133,7 @@ static void test_patch_body_sets_ours_and_nulls_the_rest(void) {
         CHECK(root != NULL);
         if (!root)
                 goto out;
-        CHECK_INT(json_object_size(root), 1); /* only metadata */
+        CHECK_INT(json_object_size(root), 1);                              /* only metadata */
         CHECK_INT(json_object_size(json_object_get(root, "metadata")), 1); /* only labels */
         labels = json_object_get(json_object_get(root, "metadata"), "labels");
         CHECK_INT(json_object_size(labels), 6); /* every label we own, nothing else */
@@ -182,7 +182,7 @@ struct fake {
         unsigned fail_until;
         int fail_errno;
         int fail_status;
-        bool hang;         /* block until cancel_fd is readable */
+        bool hang; /* block until cancel_fd is readable */
         bool saw_cancel;
 };
 
