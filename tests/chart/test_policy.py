@@ -1,7 +1,7 @@
 """test_policy.py - the ValidatingAdmissionPolicy that narrows the node-label RBAC (issue #4), with
 helm 3 and helm 4: rendered only where the cluster serves admissionregistration.k8s.io/v1
 ValidatingAdmissionPolicy and only with labelNodes; bound with Deny; matching our ServiceAccount;
-its label list is the daemon's (src/labeler.h). Its CEL runs for real (vap_eval.mjs, a CEL
+its label list is the daemon's (src/kube/labeler.h). Its CEL runs for real (vap_eval.mjs, a CEL
 evaluator) on admission requests: our pod may patch only its own node and only our labels."""
 
 import copy
@@ -23,10 +23,10 @@ def policy_docs(helm, *args, namespace="default"):
 
 
 def labeler_names():
-    """The label names the daemon owns, LABEL_* in src/labeler.h."""
-    with open(os.path.join(TOP, "src", "labeler.h")) as f:
+    """The label names the daemon owns, LABEL_* in src/kube/labeler.h."""
+    with open(os.path.join(TOP, "src", "kube", "labeler.h")) as f:
         names = re.findall(r'^#define LABEL_[A-Z0-9_]+ "([^"]*)"', f.read(), re.M)
-    assert names, "no LABEL_* names in src/labeler.h"
+    assert names, "no LABEL_* names in src/kube/labeler.h"
     return names
 
 

@@ -46,7 +46,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 The node labels the daemon owns, "<resourceDomain>/<name>", as a CEL list of strings (the names are
-src/labeler.h's LABEL_*; tests/chart checks that they agree).
+src/kube/labeler.h's LABEL_*; tests/chart checks that they agree).
 */}}
 {{- define "sgxdevplugin.labelKeys" -}}
 {{- $d := .Values.resourceDomain }}

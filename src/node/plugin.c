@@ -24,7 +24,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +34,6 @@
 
 #include "apiclient.h"
 #include "capabilities.h"
-#include "cli.h"
 #include "deviceplugin.h"
 #include "discovery.h"
 #include "labeler.h"
@@ -62,7 +60,7 @@ struct resource {
 
 struct plugin {
         struct loop *loop;             /* borrowed */
-        const struct cli_options *opt; /* borrowed */
+        const struct node_config *opt; /* borrowed */
         struct dp_config cfg;
 
         /* devices */
@@ -96,7 +94,6 @@ struct plugin {
         int wds[MAX_WATCHES];
         size_t n_wds;
         struct loop_source *rescan;
-        struct loop_source *sigterm, *sigint;
 };
 
 static void resync(struct plugin *p);
@@ -431,15 +428,9 @@ static void on_rescan(struct loop_source *s, void *userdata) {
         resync(p);
 }
 
-static void on_signal(struct loop_source *s, int signo, void *userdata) {
-        struct plugin *p = userdata;
-        log_info(NULL, NULL, "received %s, shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-        loop_quit(p->loop, 0);
-}
-
 /* ---- lifetime ---- */
 
-int plugin_check_list_size(const struct cli_options *opt) {
+int plugin_check_list_size(const struct node_config *opt) {
         struct dp_config cfg = {.domain = opt->domain, .max_pods = opt->max_pods};
         for (int k = 0; k < DP_KIND_MAX; k++) {
                 uint8_t *buf;
@@ -488,7 +479,7 @@ static int setup_facts(struct plugin *p) {
 
 /* With --label-node: the API server's address and credentials, and the labeler's thread. */
 static int setup_labeler(struct plugin *p) {
-        const struct cli_options *opt = p->opt;
+        const struct node_config *opt = p->opt;
         struct labeler_config cfg = {
                 .domain = opt->domain,
                 .node_name = opt->node_name,
@@ -517,7 +508,7 @@ static int setup_labeler(struct plugin *p) {
         return 0;
 }
 
-int plugin_new(struct loop *l, const struct cli_options *opt, struct plugin **ret) {
+int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **ret) {
         struct plugin *p = calloc(1, sizeof(*p));
         int r;
 
@@ -561,12 +552,6 @@ int plugin_new(struct loop *l, const struct cli_options *opt, struct plugin **re
         r = loop_timer_arm(p->rescan, PLUGIN_RESCAN_USEC, PLUGIN_RESCAN_USEC);
         if (r < 0)
                 goto out_free;
-        r = loop_add_signal(l, SIGTERM, on_signal, p, &p->sigterm);
-        if (r < 0)
-                goto out_free;
-        r = loop_add_signal(l, SIGINT, on_signal, p, &p->sigint);
-        if (r < 0)
-                goto out_free;
         r = setup_facts(p);
         if (r < 0)
                 goto out_free;
@@ -591,8 +576,6 @@ struct plugin *plugin_free(struct plugin *p) {
                 p->res[i].svc = dp_service_free(p->res[i].svc);
                 p->res[i].reg = reg_free(p->res[i].reg);
         }
-        p->sigterm = loop_source_free(p->sigterm);
-        p->sigint = loop_source_free(p->sigint);
         p->rescan = loop_source_free(p->rescan);
         p->inotify_src = loop_source_free(p->inotify_src);
         if (p->inotify_fd >= 0)

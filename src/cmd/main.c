@@ -1,7 +1,7 @@
 /*
  * main.c - the entry point: parses the command line, runs `probe`, `health` or the daemon, maps
- * results to exit codes (0 ok, 1 runtime failure, 2 bad usage). Owns the loop and the plugin's
- * lifetime.
+ * results to exit codes (0 ok, 1 runtime failure, 2 bad usage). Owns the loop, the signals and
+ * the node's lifetime; turns the command line into the node's configuration.
  */
 #include <errno.h>
 #include <signal.h>
@@ -40,12 +40,46 @@ static int run_probe(const struct cli_options *opt) {
         return probe_report(stdout, opt, &d, &caps) < 0 ? 1 : 0;
 }
 
+/* The node's configuration from the command line (strings stay argv's). */
+static void node_config_from(const struct cli_options *opt, struct node_config *ret) {
+        *ret = (struct node_config){
+                .kubelet_dir = opt->kubelet_dir,
+                .dev_root = opt->dev_root,
+                .domain = opt->domain,
+                .max_pods = opt->max_pods,
+                .provision = opt->provision,
+                .provision_resource = opt->provision_resource,
+                .aesmd_dir = opt->aesmd_dir,
+                .proc_root = opt->proc_root,
+                .sys_root = opt->sys_root,
+                .cpuid_file = opt->cpuid_file,
+                .label_node = opt->label_node,
+                .node_name = opt->node_name,
+                .apiserver = opt->apiserver,
+                .token_file = opt->token_file,
+                .ca_file = opt->ca_file,
+                .api_timeout_ms = opt->api_timeout_ms,
+                .label_interval_ms = opt->label_interval_ms,
+        };
+}
+
+/* SIGTERM and SIGINT end the loop with 0; the node's cleanup runs after it. */
+static void on_signal(struct loop_source *s, int signo, void *userdata) {
+        struct loop *l = userdata;
+
+        log_info(NULL, NULL, "received %s, shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        loop_quit(l, 0);
+}
+
 static int run_daemon(const struct cli_options *opt) {
         struct loop *l = NULL;
+        struct loop_source *sigterm = NULL, *sigint = NULL;
         struct plugin *p = NULL;
+        struct node_config cfg;
         int r;
 
-        r = plugin_check_list_size(opt);
+        node_config_from(opt, &cfg);
+        r = plugin_check_list_size(&cfg);
         if (r == -EMSGSIZE) {
                 fprintf(stderr,
                         "sgxdevplugin: --max-pods: %u slots make a ListAndWatch answer over 3 MiB "
@@ -69,7 +103,13 @@ static int run_daemon(const struct cli_options *opt) {
                  SGXDEVPLUGIN_VERSION, opt->kubelet_dir, opt->dev_root, opt->max_pods, opt->domain,
                  opt->provision ? "mapped" : "not mapped", opt->aesmd_dir ? ", aesmd dir " : "",
                  opt->aesmd_dir ? opt->aesmd_dir : "");
-        r = plugin_new(l, opt, &p);
+        r = loop_add_signal(l, SIGTERM, on_signal, l, &sigterm);
+        if (r < 0)
+                goto out;
+        r = loop_add_signal(l, SIGINT, on_signal, l, &sigint);
+        if (r < 0)
+                goto out;
+        r = plugin_new(l, &cfg, &p);
         if (r < 0)
                 goto out;
         r = loop_run(l);
@@ -77,6 +117,8 @@ out:
         if (r < 0)
                 log_error(NULL, NULL, "fatal: %s", strerror(-r));
         p = plugin_free(p);
+        sigterm = loop_source_free(sigterm);
+        sigint = loop_source_free(sigint);
         l = loop_free(l);
         if (r >= 0)
                 log_info(NULL, NULL, "stopped");
