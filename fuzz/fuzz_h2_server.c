@@ -148,8 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const struct dp_config cfg = {
                 .domain = "sgx.k8s.io",
                 .max_pods = 110,
-                .provision = true,
-                .aesmd_dir = "/var/run/aesmd",
+                .edits = {.provision = true, .aesmd_dir = "/var/run/aesmd"},
         };
         struct discovery present, gone;
         struct dp_service *svc = NULL;
@@ -162,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         make_node(&present, true);
         make_node(&gone, false);
         h2h_init(&h);
-        if (dp_service_new(h.loop, &cfg, DP_KIND_DCAP, sock_path, &present, on_stream_ended,
+        if (dp_service_new(h.loop, &cfg, SGX_KIND_DCAP, sock_path, &present, on_stream_ended,
                            &n_ended, &svc) < 0)
                 abort();
         client_connect(&h);

@@ -90,11 +90,11 @@ static void make_node(enum layout l, struct discovery *d) {
 /* ---- the reference ---- */
 
 /* "<kind>-<n>", n < max_pods, decimal without leading zeros or sign. */
-static bool ref_id_valid(enum dp_kind k, unsigned max_pods, const char *id, unsigned *ret_n) {
+static bool ref_id_valid(enum sgx_kind k, unsigned max_pods, const char *id, unsigned *ret_n) {
         char want[32];
         unsigned long long n = 0;
         const char *p;
-        int plen = snprintf(want, sizeof(want), "%s-", dp_kind_name(k));
+        int plen = snprintf(want, sizeof(want), "%s-", sgx_kind_name(k));
 
         if (strncmp(id, want, (size_t) plen) != 0)
                 return false;
@@ -111,22 +111,22 @@ static bool ref_id_valid(enum dp_kind k, unsigned max_pods, const char *id, unsi
         return true;
 }
 
-static bool ref_ids_valid(enum dp_kind k, unsigned max_pods, char **ids, size_t n) {
+static bool ref_ids_valid(enum sgx_kind k, unsigned max_pods, char **ids, size_t n) {
         for (size_t i = 0; i < n; i++)
                 if (!ref_id_valid(k, max_pods, ids[i], NULL))
                         return false;
         return true;
 }
 
-static bool ref_present(enum dp_kind k, const struct discovery *d) {
+static bool ref_present(enum sgx_kind k, const struct discovery *d) {
         bool dcap = d->dcap_enclave.present, ias = d->ias_enclave.present;
 
         switch (k) {
-        case DP_KIND_SGX:
+        case SGX_KIND_SGX:
                 return dcap || ias;
-        case DP_KIND_DCAP:
+        case SGX_KIND_DCAP:
                 return dcap;
-        case DP_KIND_IAS:
+        case SGX_KIND_IAS:
                 return ias;
         default:
                 return dcap && d->dcap_provision.present;
@@ -134,22 +134,22 @@ static bool ref_present(enum dp_kind k, const struct discovery *d) {
 }
 
 /* The host nodes an Allocate of |k| maps (README, "Device mapping"). */
-static size_t ref_host_paths(const struct dp_config *cfg, enum dp_kind k, const struct discovery *d,
+static size_t ref_host_paths(const struct dp_config *cfg, enum sgx_kind k, const struct discovery *d,
                              const char **ret) {
         bool dcap = d->dcap_enclave.present, prov = dcap && d->dcap_provision.present;
         size_t n = 0;
 
         switch (k) {
-        case DP_KIND_SGX:
-        case DP_KIND_DCAP:
+        case SGX_KIND_SGX:
+        case SGX_KIND_DCAP:
                 if (dcap) {
                         ret[n++] = d->dcap_enclave.host_path;
-                        if (cfg->provision && prov)
+                        if (cfg->edits.provision && prov)
                                 ret[n++] = d->dcap_provision.host_path;
-                } else if (k == DP_KIND_SGX && d->ias_enclave.present)
+                } else if (k == SGX_KIND_SGX && d->ias_enclave.present)
                         ret[n++] = d->ias_enclave.host_path;
                 break;
-        case DP_KIND_IAS:
+        case SGX_KIND_IAS:
                 if (d->ias_enclave.present)
                         ret[n++] = d->ias_enclave.host_path;
                 break;
@@ -179,7 +179,7 @@ static bool has_prefix(const char *s, const char *prefix) {
         return s && strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static void check_allocate(const struct dp_config *cfg, enum dp_kind k, const struct discovery *d,
+static void check_allocate(const struct dp_config *cfg, enum sgx_kind k, const struct discovery *d,
                            const uint8_t *req, size_t len) {
         V1beta1__AllocateRequest *r = v1beta1__allocate_request__unpack(NULL, len, req);
         V1beta1__AllocateResponse *resp;
@@ -235,9 +235,9 @@ static void check_allocate(const struct dp_config *cfg, enum dp_kind k, const st
                         if (!found)
                                 abort(); /* a device this resource maps is missing */
                 }
-                if (cfg->aesmd_dir) {
-                        if (c->n_mounts != 1 || strcmp(c->mounts[0]->host_path, cfg->aesmd_dir) ||
-                            strcmp(c->mounts[0]->container_path, cfg->aesmd_dir))
+                if (cfg->edits.aesmd_dir) {
+                        if (c->n_mounts != 1 || strcmp(c->mounts[0]->host_path, cfg->edits.aesmd_dir) ||
+                            strcmp(c->mounts[0]->container_path, cfg->edits.aesmd_dir))
                                 abort();
                 } else if (c->n_mounts != 0)
                         abort();
@@ -249,7 +249,7 @@ out:
                 v1beta1__allocate_request__free_unpacked(r, NULL);
 }
 
-static bool ref_preferred_valid(const struct dp_config *cfg, enum dp_kind k,
+static bool ref_preferred_valid(const struct dp_config *cfg, enum sgx_kind k,
                                 const V1beta1__PreferredAllocationRequest *r) {
         if (!r || r->n_container_requests == 0)
                 return false;
@@ -269,7 +269,7 @@ static bool ref_preferred_valid(const struct dp_config *cfg, enum dp_kind k,
         return true;
 }
 
-static void check_preferred(const struct dp_config *cfg, enum dp_kind k, const uint8_t *req,
+static void check_preferred(const struct dp_config *cfg, enum sgx_kind k, const uint8_t *req,
                             size_t len) {
         V1beta1__PreferredAllocationRequest *r =
                 v1beta1__preferred_allocation_request__unpack(NULL, len, req);
@@ -321,7 +321,7 @@ out:
                 v1beta1__preferred_allocation_request__free_unpacked(r, NULL);
 }
 
-static void check_prestart(const struct dp_config *cfg, enum dp_kind k, const uint8_t *req,
+static void check_prestart(const struct dp_config *cfg, enum sgx_kind k, const uint8_t *req,
                            size_t len) {
         V1beta1__PreStartContainerRequest *r =
                 v1beta1__pre_start_container_request__unpack(NULL, len, req);
@@ -354,17 +354,17 @@ out:
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct dp_config cfg = {.domain = "sgx.k8s.io"};
         struct discovery d;
-        enum dp_kind k;
+        enum sgx_kind k;
         uint8_t *req;
         size_t len;
 
         if (size < 2)
                 return 0;
-        k = (enum dp_kind) (data[0] & 3);
+        k = (enum sgx_kind) (data[0] & 3);
         make_node((enum layout) (data[1] & 7), &d);
         cfg.max_pods = max_pods_table[(data[1] >> 3) & 7];
-        cfg.provision = data[1] & 0x40;
-        cfg.aesmd_dir = data[1] & 0x80 ? "/var/run/aesmd" : NULL;
+        cfg.edits.provision = data[1] & 0x40;
+        cfg.edits.aesmd_dir = data[1] & 0x80 ? "/var/run/aesmd" : NULL;
         if ((data[0] & 0x30) == 0x30)
                 cfg.domain = long_domain; /* messages fall back to the kind's name */
 

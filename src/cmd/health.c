@@ -39,7 +39,7 @@ struct check {
 
 struct health {
         struct loop *loop;                /* private, owned by check_all() */
-        struct check checks[DP_KIND_MAX]; /* one per socket, in resource order */
+        struct check checks[SGX_KIND_MAX]; /* one per socket, in resource order */
         size_t n_checks;
         size_t pending;      /* calls started and not done */
         unsigned timeout_ms; /* --timeout */
@@ -108,9 +108,9 @@ static void on_options_done(int err, enum grpc_status status, const char *messag
 }
 
 /* Adds the check of resource |k| at DIR/sgxdevplugin-<kind>.sock. */
-static int add_check(struct health *h, const struct cli_options *opt, enum dp_kind k) {
+static int add_check(struct health *h, const struct cli_options *opt, enum sgx_kind k) {
         struct check *c = &h->checks[h->n_checks];
-        const char *kind = dp_kind_name(k);
+        const char *kind = sgx_kind_name(k);
 
         if ((size_t) snprintf(c->resource, sizeof(c->resource), "%s/%s", opt->domain, kind) >=
                     sizeof(c->resource) ||
@@ -147,12 +147,12 @@ static int check_all(FILE *out, const struct cli_options *opt) {
         size_t failed = 0;
         int r;
 
-        for (enum dp_kind k = 0; k < DP_KIND_MAX; k++) {
+        for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
                 r = add_check(&h, opt, k);
                 if (r < 0)
                         return r;
                 /* the provisioning socket exists only with --provision-resource */
-                if (k == DP_KIND_PROVISION && stat(h.checks[h.n_checks - 1].path, &st) < 0)
+                if (k == SGX_KIND_PROVISION && stat(h.checks[h.n_checks - 1].path, &st) < 0)
                         h.n_checks--;
         }
 

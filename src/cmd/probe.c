@@ -2,9 +2,9 @@
  * probe.c - `sgxdevplugin probe` (see probe.h): the device nodes found, the devices chosen, the
  * SGX capabilities (CPUID, kernel, EPC per NUMA node, driver, verdict; facts are
  * capabilities.c's), and per resource its name, slot count, health, socket and what Allocate
- * would map. The mapping is
- * asked of the real Allocate handler (dp_handle_allocate) with one slot ID, so the probe cannot
- * drift from what the kubelet would get. JSON is built and escaped by jansson.
+ * would map. The mapping is the container edits Allocate encodes (sgx/edits.c), printed as
+ * they are, so the probe cannot drift from what the kubelet would get. The kinds come from the
+ * resource table (sgx/resources.c). JSON is built and escaped by jansson.
  */
 #include "probe.h"
 
@@ -16,133 +16,58 @@
 
 #include <jansson.h>
 
-#include "api.pb-c.h"
 #include "capabilities.h"
 #include "cli.h"
 #include "deviceplugin.h"
 #include "discovery.h"
-
-#define RESOURCE_MAX 320 /* a DNS subdomain (253) + "/provision" */
+#include "edits.h"
+#include "resources.h"
 
 /* One resource as the daemon would serve it. */
 struct resource_view {
-        enum dp_kind kind;
-        char name[RESOURCE_MAX];                   /* "sgx.k8s.io/dcap" */
-        char socket[PATH_MAX];                     /* DIR/sgxdevplugin-dcap.sock */
-        unsigned count;                            /* slots advertised now */
-        enum dp_health health;                     /* as at start-up: Healthy or None */
-        V1beta1__ContainerAllocateResponse *alloc; /* borrowed from resp, NULL: nothing mapped */
-        V1beta1__AllocateResponse *resp;           /* owned */
+        enum sgx_kind kind;
+        char name[SGX_RESOURCE_NAME_SIZE]; /* "sgx.k8s.io/dcap" */
+        char socket[PATH_MAX];             /* DIR/sgxdevplugin-dcap.sock */
+        unsigned count;                    /* slots advertised now */
+        enum dp_health health;             /* as at start-up: Healthy or None */
+        bool mapped;                       /* edits holds what a container gets */
+        struct sgx_edits edits;
 };
 
 struct report {
-        struct resource_view res[DP_KIND_MAX];
+        struct resource_view res[SGX_KIND_MAX];
         size_t n_res;
 };
 
-static void report_free(struct report *rep) {
-        for (size_t i = 0; i < rep->n_res; i++)
-                if (rep->res[i].resp)
-                        v1beta1__allocate_response__free_unpacked(rep->res[i].resp, NULL);
-        rep->n_res = 0;
-}
-
-/*
- * Asks the Allocate handler what one container asking for slot "<kind>-0" would get. Sets
- * *ret to the decoded answer (caller frees), or to NULL when the handler refuses because the
- * devices are not present. Returns 0, -ENOMEM or -EPROTO.
- */
-static int ask_allocate(const struct dp_config *cfg, enum dp_kind k, const struct discovery *d,
-                        V1beta1__AllocateResponse **ret) {
-        V1beta1__AllocateRequest req = V1BETA1__ALLOCATE_REQUEST__INIT;
-        V1beta1__ContainerAllocateRequest creq = V1BETA1__CONTAINER_ALLOCATE_REQUEST__INIT;
-        V1beta1__ContainerAllocateRequest *creqs[1] = {&creq};
-        V1beta1__AllocateResponse *resp;
-        enum grpc_status status;
-        char id[32], err[256], *ids[1] = {id};
-        uint8_t *in, *out = NULL;
-        size_t in_len, out_len = 0;
-
-        snprintf(id, sizeof(id), "%s-0", dp_kind_name(k));
-        creq.n_devices_ids = 1;
-        creq.devices_ids = ids;
-        req.n_container_requests = 1;
-        req.container_requests = creqs;
-
-        in_len = v1beta1__allocate_request__get_packed_size(&req);
-        in = malloc(in_len);
-        if (!in)
-                return -ENOMEM;
-        in_len = v1beta1__allocate_request__pack(&req, in);
-        status = dp_handle_allocate(cfg, k, d, in, in_len, &out, &out_len, err, sizeof(err));
-        free(in);
-
-        if (status == GRPC_STATUS_FAILED_PRECONDITION) {
-                *ret = NULL;
-                return 0;
-        }
-        if (status == GRPC_STATUS_INTERNAL)
-                return -ENOMEM;
-        if (status != GRPC_STATUS_OK)
-                return -EPROTO;
-
-        resp = v1beta1__allocate_response__unpack(NULL, out_len, out);
-        free(out);
-        if (!resp)
-                return -EPROTO;
-        if (resp->n_container_responses != 1) {
-                v1beta1__allocate_response__free_unpacked(resp, NULL);
-                return -EPROTO;
-        }
-        *ret = resp;
-        return 0;
-}
-
 static int collect(const struct cli_options *opt, const struct discovery *d, struct report *ret) {
-        const struct dp_config cfg = {
-                .domain = opt->domain,
-                .max_pods = opt->max_pods,
-                .provision = opt->provision,
-                .aesmd_dir = opt->aesmd_dir,
-        };
+        const struct sgx_edit_config ecfg = {.provision = opt->provision,
+                                             .aesmd_dir = opt->aesmd_dir};
+        const struct sgx_resource_options ro = {.provision_resource = opt->provision_resource};
         struct report rep = {.n_res = 0};
         int r;
 
-        for (int k = 0; k < DP_KIND_MAX; k++) {
+        for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
                 struct resource_view *v = &rep.res[rep.n_res];
                 bool present;
 
-                if (k == DP_KIND_PROVISION && !opt->provision_resource)
+                if (!sgx_kind_enabled(k, &ro))
                         continue;
                 memset(v, 0, sizeof(*v));
-                v->kind = (enum dp_kind) k;
-                r = dp_resource_name(&cfg, v->kind, v->name, sizeof(v->name));
+                v->kind = k;
+                r = sgx_resource_name(opt->domain, k, v->name, sizeof(v->name));
                 if (r < 0)
-                        goto out_free_report;
-                r = snprintf(v->socket, sizeof(v->socket), "%s/sgxdevplugin-%s.sock",
-                             opt->kubelet_dir, dp_kind_name(v->kind));
-                if (r < 0 || (size_t) r >= sizeof(v->socket)) {
-                        r = -ENAMETOOLONG;
-                        goto out_free_report;
-                }
-                present = dp_kind_present(v->kind, d);
-                v->count = present ? opt->max_pods : 0;
+                        return r;
+                r = sgx_socket_path(opt->kubelet_dir, k, v->socket, sizeof(v->socket));
+                if (r < 0)
+                        return r;
+                present = sgx_kind_present(k, d);
+                v->count = present ? sgx_kind_slots(k, opt->max_pods) : 0;
                 v->health = present ? DP_HEALTH_HEALTHY : DP_HEALTH_NONE;
+                v->mapped = present && sgx_edits_for(k, &ecfg, d, &v->edits) == 0;
                 rep.n_res++;
-
-                if (!present)
-                        continue;
-                r = ask_allocate(&cfg, v->kind, d, &v->resp);
-                if (r < 0)
-                        goto out_free_report;
-                v->alloc = v->resp ? v->resp->container_responses[0] : NULL;
         }
         *ret = rep;
         return 0;
-
-out_free_report:
-        report_free(&rep);
-        return r;
 }
 
 /* ---- text ---- */
@@ -164,34 +89,38 @@ static void node_line(FILE *out, const char *what, const struct sgx_node *n) {
                 fprintf(out, "  %-16s none\n", what);
 }
 
-/* What Allocate would answer for |v|: one line per device node and per mount. */
+/* What Allocate would answer for |v|: one line per device node and path, and per mount. */
 static void print_allocate(FILE *out, const struct resource_view *v) {
-        const V1beta1__ContainerAllocateResponse *a = v->alloc;
+        const struct sgx_edits *e = &v->edits;
         int wc = 0, wh = 0;
 
-        if (!a)
+        if (!v->mapped)
                 return;
-        for (size_t j = 0; j < a->n_devices; j++) {
-                wc = max_int(wc, width(a->devices[j]->container_path));
-                wh = max_int(wh, width(a->devices[j]->host_path));
+        for (size_t i = 0; i < e->n_devices; i++) {
+                for (size_t j = 0; j < e->devices[i].n_container_paths; j++)
+                        wc = max_int(wc, width(e->devices[i].container_paths[j]));
+                wh = max_int(wh, width(e->devices[i].host_path));
         }
-        for (size_t j = 0; j < a->n_mounts; j++) {
-                wc = max_int(wc, width(a->mounts[j]->container_path));
-                wh = max_int(wh, width(a->mounts[j]->host_path));
+        for (size_t j = 0; j < e->n_mounts; j++) {
+                wc = max_int(wc, width(e->mounts[j].container_path));
+                wh = max_int(wh, width(e->mounts[j].host_path));
         }
         fprintf(out, "\nAllocate %s maps (container path -> host path):\n", v->name);
-        for (size_t j = 0; j < a->n_devices; j++) {
-                const V1beta1__DeviceSpec *s = a->devices[j];
+        for (size_t i = 0; i < e->n_devices; i++) {
+                const struct sgx_device_edit *dev = &e->devices[i];
 
-                fprintf(out, "  device  %-*s -> %-*s  %s\n", wc, s->container_path, wh,
-                        s->host_path, s->permissions);
+                for (size_t j = 0; j < dev->n_container_paths; j++)
+                        fprintf(out, "  device  %-*s -> %-*s  %s\n", wc, dev->container_paths[j],
+                                wh, dev->host_path, dev->permissions);
         }
-        for (size_t j = 0; j < a->n_mounts; j++) {
-                const V1beta1__Mount *m = a->mounts[j];
+        for (size_t j = 0; j < e->n_mounts; j++) {
+                const struct sgx_mount_edit *m = &e->mounts[j];
 
                 fprintf(out, "  mount   %-*s -> %-*s  %s\n", wc, m->container_path, wh,
                         m->host_path, m->read_only ? "ro" : "rw");
         }
+        for (size_t j = 0; j < e->n_env; j++)
+                fprintf(out, "  env     %s=%s\n", e->env[j].name, e->env[j].value);
 }
 
 /* "93.5 MiB", "4064 MiB" */
@@ -321,49 +250,36 @@ static json_t *node_json(const struct sgx_node *n) {
                          (json_int_t) n->major, "minor", (json_int_t) n->minor);
 }
 
-/* The group in |devices| for host node |s|, created when new; NULL on ENOMEM. */
-static json_t *device_group(json_t *devices, const V1beta1__DeviceSpec *s) {
-        json_t *g;
-        size_t i;
-
-        json_array_foreach(devices, i, g) {
-                if (strcmp(json_string_value(json_object_get(g, "host_path")), s->host_path) == 0 &&
-                    strcmp(json_string_value(json_object_get(g, "permissions")), s->permissions) ==
-                            0)
-                        return g;
-        }
-        g = json_pack("{s:s, s:[], s:s}", "host_path", s->host_path, "container_paths",
-                      "permissions", s->permissions);
-        if (json_array_append_new(devices, g) < 0)
-                return NULL;
-        return g;
-}
-
 /*
  * What Allocate maps, one object per host device node with every container path it appears at
  * ({"host_path":"/dev/sgx_enclave","container_paths":["/dev/sgx_enclave","/dev/sgx/enclave"]}),
  * and the mounts. JSON null when nothing would be mapped; NULL on ENOMEM.
  */
-static json_t *alloc_json(const V1beta1__ContainerAllocateResponse *a) {
-        json_t *o, *devices, *mounts, *g;
+static json_t *alloc_json(const struct resource_view *v) {
+        const struct sgx_edits *e = &v->edits;
+        json_t *o, *devices, *mounts, *g, *paths;
 
-        if (!a)
+        if (!v->mapped)
                 return json_null();
         o = json_pack("{s:[], s:[]}", "devices", "mounts");
         if (!o)
                 return NULL;
         devices = json_object_get(o, "devices");
         mounts = json_object_get(o, "mounts");
-        for (size_t i = 0; i < a->n_devices; i++) {
-                const V1beta1__DeviceSpec *s = a->devices[i];
+        for (size_t i = 0; i < e->n_devices; i++) {
+                const struct sgx_device_edit *dev = &e->devices[i];
 
-                g = device_group(devices, s);
-                if (!g || json_array_append_new(json_object_get(g, "container_paths"),
-                                                json_string(s->container_path)) < 0)
+                g = json_pack("{s:s, s:[], s:s}", "host_path", dev->host_path, "container_paths",
+                              "permissions", dev->permissions);
+                if (json_array_append_new(devices, g) < 0)
                         goto out_free_object;
+                paths = json_object_get(g, "container_paths");
+                for (size_t j = 0; j < dev->n_container_paths; j++)
+                        if (json_array_append_new(paths, json_string(dev->container_paths[j])) < 0)
+                                goto out_free_object;
         }
-        for (size_t i = 0; i < a->n_mounts; i++) {
-                const V1beta1__Mount *m = a->mounts[i];
+        for (size_t i = 0; i < e->n_mounts; i++) {
+                const struct sgx_mount_edit *m = &e->mounts[i];
 
                 if (json_array_append_new(mounts,
                                           json_pack("{s:s, s:s, s:b}", "host_path", m->host_path,
@@ -464,10 +380,10 @@ static int print_json(FILE *out, const struct cli_options *opt, const struct dis
 
                 if (json_array_append_new(resources,
                                           json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "name",
-                                                    v->name, "kind", dp_kind_name(v->kind), "count",
+                                                    v->name, "kind", sgx_kind_name(v->kind), "count",
                                                     (json_int_t) v->count, "health",
                                                     dp_health_name(v->health), "socket", v->socket,
-                                                    "allocate", alloc_json(v->alloc))) < 0)
+                                                    "allocate", alloc_json(v))) < 0)
                         goto out_free_root;
         }
 
@@ -495,7 +411,6 @@ int probe_report(FILE *out, const struct cli_options *opt, const struct discover
                 r = print_json(out, opt, d, caps, &rep);
         else
                 print_text(out, opt, d, caps, &rep);
-        report_free(&rep);
         if (r < 0)
                 return r;
         if (fflush(out) != 0 || ferror(out))

@@ -4,7 +4,8 @@
  * Owns: device IDs ("<kind>-<n>") and their validation, the ListAndWatch device list (encoded by
  * hand, once per health, so 100,000 slots cost one buffer), the Allocate / GetPreferredAllocation /
  * PreStartContainer answers, and the service that serves them on one socket and keeps the open
- * ListAndWatch streams. Leaves to others: finding devices (discovery.c), HTTP/2 and gRPC framing
+ * ListAndWatch streams. Leaves to others: finding devices (discovery.c), the resource kinds and what a
+ * container gets for each (sgx/resources.c, sgx/edits.c: encoded here), HTTP/2 and gRPC framing
  * (grpc_server.c), registering with the kubelet and reacting to ended streams (plugin.c).
  *
  * The handlers are pure: (config, node state, request bytes) -> response bytes or a gRPC status.
@@ -22,6 +23,7 @@
 
 #include "api.pb-c.h"
 #include "discovery.h"
+#include "edits.h"
 #include "grpc_server.h"
 #include "log.h"
 #include "loop.h"
@@ -29,25 +31,9 @@
 #define HEALTHY "Healthy"
 #define UNHEALTHY "Unhealthy"
 
-#define RESOURCE_MAX 320 /* a DNS domain (253) + "/provision" */
+#define RESOURCE_MAX SGX_RESOURCE_NAME_SIZE
 
 /* ---- names ---- */
-
-const char *dp_kind_name(enum dp_kind k) {
-        switch (k) {
-        case DP_KIND_SGX:
-                return "sgx";
-        case DP_KIND_DCAP:
-                return "dcap";
-        case DP_KIND_IAS:
-                return "ias";
-        case DP_KIND_PROVISION:
-                return "provision";
-        case DP_KIND_MAX:
-                break;
-        }
-        return "unknown";
-}
 
 const char *dp_health_name(enum dp_health h) {
         switch (h) {
@@ -61,37 +47,12 @@ const char *dp_health_name(enum dp_health h) {
         return "unknown";
 }
 
-int dp_resource_name(const struct dp_config *cfg, enum dp_kind k, char *buf, size_t size) {
-        int r;
-
-        r = snprintf(buf, size, "%s/%s", cfg->domain, dp_kind_name(k));
-        if (r < 0 || (size_t) r >= size)
-                return -ENAMETOOLONG;
-        return 0;
-}
-
-bool dp_kind_present(enum dp_kind k, const struct discovery *d) {
-        switch (k) {
-        case DP_KIND_SGX:
-                return discovery_has_dcap(d) || discovery_has_ias(d);
-        case DP_KIND_DCAP:
-                return discovery_has_dcap(d);
-        case DP_KIND_IAS:
-                return discovery_has_ias(d);
-        case DP_KIND_PROVISION:
-                return discovery_has_provision(d);
-        case DP_KIND_MAX:
-                break;
-        }
-        return false;
-}
-
 /* ---- small helpers ---- */
 
 /* The resource name for messages; falls back to the kind when the domain is absurdly long. */
-static void resource_or_kind(const struct dp_config *cfg, enum dp_kind k, char *buf, size_t size) {
-        if (dp_resource_name(cfg, k, buf, size) < 0)
-                (void) snprintf(buf, size, "%s", dp_kind_name(k));
+static void resource_or_kind(const struct dp_config *cfg, enum sgx_kind k, char *buf, size_t size) {
+        if (sgx_resource_name(cfg->domain, k, buf, size) < 0)
+                (void) snprintf(buf, size, "%s", sgx_kind_name(k));
 }
 
 /* Copies an untrusted ID for a message: printable ASCII only, at most 40 characters. */
@@ -112,40 +73,12 @@ static uint8_t *out_alloc(size_t len) {
 
 /* ---- device IDs ---- */
 
-/*
- * Parses |id| as "<kind>-<n>" of |k| with n < |max_pods|, decimal without leading zeros.
- * Returns true and sets *ret_n (may be NULL) when it is one of this resource's IDs.
- */
-static bool parse_id(enum dp_kind k, unsigned max_pods, const char *id, unsigned *ret_n) {
-        const char *name = dp_kind_name(k), *p;
-        size_t nlen = strlen(name);
-        unsigned long long n = 0;
-
-        if (strncmp(id, name, nlen) != 0 || id[nlen] != '-')
-                return false;
-        p = id + nlen + 1;
-        if (*p < '0' || *p > '9')
-                return false;
-        if (*p == '0' && p[1] != '\0')
-                return false;
-        for (; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return false;
-                n = n * 10 + (unsigned) (*p - '0');
-                if (n >= max_pods)
-                        return false;
-        }
-        if (ret_n)
-                *ret_n = (unsigned) n;
-        return true;
-}
-
 /* Validates one ID; on failure writes a message naming the ID and the resource. */
-static bool check_id(const struct dp_config *cfg, enum dp_kind k, const char *id, unsigned *ret_n,
+static bool check_id(const struct dp_config *cfg, enum sgx_kind k, const char *id, unsigned *ret_n,
                      char *err, size_t errsz) {
         char res[RESOURCE_MAX], shown[48];
 
-        if (parse_id(k, cfg->max_pods, id, ret_n))
+        if (sgx_parse_id(k, cfg->max_pods, id, ret_n))
                 return true;
 
         resource_or_kind(cfg, k, res, sizeof(res));
@@ -156,101 +89,16 @@ static bool check_id(const struct dp_config *cfg, enum dp_kind k, const char *id
         else
                 errline(err, errsz,
                         "unknown device ID \"%s\" for resource %s (its IDs are %s-0..%s-%u)", shown,
-                        res, dp_kind_name(k), dp_kind_name(k), cfg->max_pods - 1);
+                        res, sgx_kind_name(k), sgx_kind_name(k), cfg->max_pods - 1);
         return false;
 }
 
-static bool check_ids(const struct dp_config *cfg, enum dp_kind k, char *const *ids, size_t n,
+static bool check_ids(const struct dp_config *cfg, enum sgx_kind k, char *const *ids, size_t n,
                       char *err, size_t errsz) {
         for (size_t i = 0; i < n; i++)
                 if (!check_id(cfg, k, ids[i], NULL, err, errsz))
                         return false;
         return true;
-}
-
-/* ---- device layout: which host node goes where in the container ---- */
-
-struct mapping {
-        const char *host_path;
-        const char *container_paths[2];
-        size_t n_container_paths;
-};
-
-struct layout {
-        struct mapping maps[2];
-        size_t n_maps;
-};
-
-static void add_map(struct layout *l, const char *host, const char *c0, const char *c1) {
-        struct mapping *m = &l->maps[l->n_maps++];
-
-        m->host_path = host;
-        m->container_paths[0] = c0;
-        m->container_paths[1] = c1;
-        m->n_container_paths = c1 ? 2 : 1;
-}
-
-static void add_provision(struct layout *l, const struct discovery *d) {
-        if (d->dcap_legacy)
-                add_map(l, d->dcap_provision.host_path, "/dev/sgx_prv", NULL);
-        else
-                add_map(l, d->dcap_provision.host_path, "/dev/sgx_provision", "/dev/sgx/provision");
-}
-
-static void add_dcap(const struct dp_config *cfg, struct layout *l, const struct discovery *d) {
-        if (d->dcap_legacy)
-                add_map(l, d->dcap_enclave.host_path, "/dev/sgx", NULL);
-        else
-                add_map(l, d->dcap_enclave.host_path, "/dev/sgx_enclave", "/dev/sgx/enclave");
-        if (cfg->provision && discovery_has_provision(d))
-                add_provision(l, d);
-}
-
-static void add_ias(struct layout *l, const struct discovery *d) {
-        add_map(l, d->ias_enclave.host_path, "/dev/isgx", NULL);
-}
-
-/* Fills *ret with what an Allocate maps now. Returns false when the resource is not present. */
-static bool layout_for(const struct dp_config *cfg, enum dp_kind k, const struct discovery *d,
-                       struct layout *ret) {
-        memset(ret, 0, sizeof(*ret));
-        switch (k) {
-        case DP_KIND_SGX:
-                if (discovery_has_dcap(d))
-                        add_dcap(cfg, ret, d);
-                else if (discovery_has_ias(d))
-                        add_ias(ret, d);
-                break;
-        case DP_KIND_DCAP:
-                if (discovery_has_dcap(d))
-                        add_dcap(cfg, ret, d);
-                break;
-        case DP_KIND_IAS:
-                if (discovery_has_ias(d))
-                        add_ias(ret, d);
-                break;
-        case DP_KIND_PROVISION:
-                if (discovery_has_provision(d))
-                        add_provision(ret, d);
-                break;
-        case DP_KIND_MAX:
-                break;
-        }
-        return ret->n_maps > 0;
-}
-
-/* "/dev/sgx_enclave, /dev/sgx_provision" */
-static void layout_host_paths(const struct layout *l, char *buf, size_t size) {
-        size_t off = 0;
-
-        buf[0] = '\0';
-        for (size_t i = 0; i < l->n_maps && off < size; i++) {
-                int r = snprintf(buf + off, size - off, "%s%s", i ? ", " : "",
-                                 l->maps[i].host_path);
-                if (r < 0)
-                        break;
-                off += (size_t) r;
-        }
 }
 
 /* ---- ListAndWatch and options ---- */
@@ -277,10 +125,10 @@ static void format_id(char *out, const char *name, size_t name_len, size_t n) {
  * the Device structs, the pointer array and one buffer holding every ID string. Callers cache
  * the result per health, so this runs once per health change, never per stream.
  */
-int dp_encode_list(const struct dp_config *cfg, enum dp_kind k, enum dp_health h, uint8_t **ret_buf,
+int dp_encode_list(const struct dp_config *cfg, enum sgx_kind k, enum dp_health h, uint8_t **ret_buf,
                    size_t *ret_len) {
         V1beta1__ListAndWatchResponse resp = V1BETA1__LIST_AND_WATCH_RESPONSE__INIT;
-        const char *name = dp_kind_name(k);
+        const char *name = sgx_kind_name(k);
         char *health = (char *) (h == DP_HEALTH_HEALTHY ? HEALTHY : UNHEALTHY);
         size_t n = h == DP_HEALTH_NONE ? 0 : cfg->max_pods;
         size_t name_len = strlen(name);
@@ -345,7 +193,7 @@ int dp_encode_options(uint8_t **ret_buf, size_t *ret_len) {
 
 /* What an accepted Allocate did, for the service's log line. */
 struct alloc_info {
-        struct layout layout;
+        struct sgx_edits edits;
         size_t n_ids;
         size_t n_containers;
 };
@@ -355,14 +203,16 @@ struct alloc_info {
  * ContainerAllocateResponse on the stack serves them all: the only heap memory is the pointer
  * array and the answer.
  */
-static enum grpc_status allocate(const struct dp_config *cfg, enum dp_kind k,
+static enum grpc_status allocate(const struct dp_config *cfg, enum sgx_kind k,
                                  const struct discovery *d, const uint8_t *req, size_t len,
                                  uint8_t **ret_buf, size_t *ret_len, struct alloc_info *ret_info,
                                  char *err, size_t errsz) {
         V1beta1__AllocateResponse resp = V1BETA1__ALLOCATE_RESPONSE__INIT;
         V1beta1__ContainerAllocateResponse cresp = V1BETA1__CONTAINER_ALLOCATE_RESPONSE__INIT;
-        V1beta1__DeviceSpec specs[4], *spec_ptrs[4];
-        V1beta1__Mount mount = V1BETA1__MOUNT__INIT, *mount_ptr = &mount;
+        V1beta1__DeviceSpec specs[SGX_EDIT_MAX_SPECS], *spec_ptrs[SGX_EDIT_MAX_SPECS];
+        V1beta1__Mount mounts[SGX_EDIT_MAX_MOUNTS], *mount_ptrs[SGX_EDIT_MAX_MOUNTS];
+        V1beta1__ContainerAllocateResponse__EnvsEntry envs[SGX_EDIT_MAX_ENV],
+                *env_ptrs[SGX_EDIT_MAX_ENV];
         V1beta1__ContainerAllocateResponse **cresps = NULL;
         V1beta1__AllocateRequest *r;
         enum grpc_status status;
@@ -398,15 +248,16 @@ static enum grpc_status allocate(const struct dp_config *cfg, enum dp_kind k,
         }
         info.n_containers = r->n_container_requests;
 
-        if (!layout_for(cfg, k, d, &info.layout)) {
+        if (sgx_edits_for(k, &cfg->edits, d, &info.edits) < 0) {
                 resource_or_kind(cfg, k, res, sizeof(res));
                 errline(err, errsz, "no SGX device present on this node for resource %s", res);
                 status = GRPC_STATUS_FAILED_PRECONDITION;
                 goto out_free_request;
         }
 
-        for (size_t i = 0; i < info.layout.n_maps; i++) {
-                const struct mapping *m = &info.layout.maps[i];
+        /* the edits are data; here they become the v1beta1 messages */
+        for (size_t i = 0; i < info.edits.n_devices; i++) {
+                const struct sgx_device_edit *m = &info.edits.devices[i];
 
                 for (size_t j = 0; j < m->n_container_paths; j++) {
                         V1beta1__DeviceSpec *s = &specs[n_specs];
@@ -414,19 +265,31 @@ static enum grpc_status allocate(const struct dp_config *cfg, enum dp_kind k,
                         v1beta1__device_spec__init(s);
                         s->container_path = (char *) m->container_paths[j];
                         s->host_path = (char *) m->host_path;
-                        s->permissions = (char *) "rw";
+                        s->permissions = (char *) m->permissions;
                         spec_ptrs[n_specs++] = s;
                 }
         }
         cresp.n_devices = n_specs;
         cresp.devices = spec_ptrs;
-        if (cfg->aesmd_dir) {
-                mount.container_path = (char *) cfg->aesmd_dir;
-                mount.host_path = (char *) cfg->aesmd_dir;
-                mount.read_only = false;
-                cresp.n_mounts = 1;
-                cresp.mounts = &mount_ptr;
+        for (size_t i = 0; i < info.edits.n_mounts; i++) {
+                const struct sgx_mount_edit *m = &info.edits.mounts[i];
+
+                v1beta1__mount__init(&mounts[i]);
+                mounts[i].container_path = (char *) m->container_path;
+                mounts[i].host_path = (char *) m->host_path;
+                mounts[i].read_only = m->read_only;
+                mount_ptrs[i] = &mounts[i];
         }
+        cresp.n_mounts = info.edits.n_mounts;
+        cresp.mounts = cresp.n_mounts ? mount_ptrs : NULL;
+        for (size_t i = 0; i < info.edits.n_env; i++) {
+                v1beta1__container_allocate_response__envs_entry__init(&envs[i]);
+                envs[i].key = (char *) info.edits.env[i].name;
+                envs[i].value = (char *) info.edits.env[i].value;
+                env_ptrs[i] = &envs[i];
+        }
+        cresp.n_envs = info.edits.n_env;
+        cresp.envs = cresp.n_envs ? env_ptrs : NULL;
 
         cresps = calloc(r->n_container_requests, sizeof(*cresps));
         if (!cresps)
@@ -457,7 +320,7 @@ out_free_request:
         return status;
 }
 
-enum grpc_status dp_handle_allocate(const struct dp_config *cfg, enum dp_kind k,
+enum grpc_status dp_handle_allocate(const struct dp_config *cfg, enum sgx_kind k,
                                     const struct discovery *d, const uint8_t *req, size_t len,
                                     uint8_t **ret_buf, size_t *ret_len, char *err, size_t errsz) {
         return allocate(cfg, k, d, req, len, ret_buf, ret_len, NULL, err, errsz);
@@ -472,7 +335,7 @@ static bool bit_test_set(uint8_t *bits, unsigned n) {
         return was;
 }
 
-static bool check_preferred(const struct dp_config *cfg, enum dp_kind k,
+static bool check_preferred(const struct dp_config *cfg, enum sgx_kind k,
                             const V1beta1__ContainerPreferredAllocationRequest *c, size_t i,
                             char *err, size_t errsz) {
         if (!check_ids(cfg, k, c->available_deviceids, c->n_available_deviceids, err, errsz))
@@ -501,31 +364,31 @@ static bool check_preferred(const struct dp_config *cfg, enum dp_kind k,
  * already chosen, up to allocation_size. |bits| (one bit per slot) is all zero on entry and
  * cleared again before returning. The answer borrows the request's strings.
  */
-static void choose_preferred(const struct dp_config *cfg, enum dp_kind k,
+static void choose_preferred(const struct dp_config *cfg, enum sgx_kind k,
                              const V1beta1__ContainerPreferredAllocationRequest *c, uint8_t *bits,
                              char **ids, size_t *ret_n) {
         size_t want = (size_t) c->allocation_size, n = 0;
         unsigned slot;
 
         for (size_t i = 0; i < c->n_must_include_deviceids && n < want; i++) {
-                if (!parse_id(k, cfg->max_pods, c->must_include_deviceids[i], &slot))
+                if (!sgx_parse_id(k, cfg->max_pods, c->must_include_deviceids[i], &slot))
                         continue;
                 if (!bit_test_set(bits, slot))
                         ids[n++] = c->must_include_deviceids[i];
         }
         for (size_t i = 0; i < c->n_available_deviceids && n < want; i++) {
-                if (!parse_id(k, cfg->max_pods, c->available_deviceids[i], &slot))
+                if (!sgx_parse_id(k, cfg->max_pods, c->available_deviceids[i], &slot))
                         continue;
                 if (!bit_test_set(bits, slot))
                         ids[n++] = c->available_deviceids[i];
         }
         for (size_t i = 0; i < n; i++)
-                if (parse_id(k, cfg->max_pods, ids[i], &slot))
+                if (sgx_parse_id(k, cfg->max_pods, ids[i], &slot))
                         bits[slot / 8] = 0;
         *ret_n = n;
 }
 
-enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum dp_kind k,
+enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum sgx_kind k,
                                      const uint8_t *req, size_t len, uint8_t **ret_buf,
                                      size_t *ret_len, char *err, size_t errsz) {
         V1beta1__PreferredAllocationResponse resp = V1BETA1__PREFERRED_ALLOCATION_RESPONSE__INIT;
@@ -602,7 +465,7 @@ out_free_request:
 
 /* ---- PreStartContainer ---- */
 
-enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum dp_kind k, const uint8_t *req,
+enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum sgx_kind k, const uint8_t *req,
                                     size_t len, uint8_t **ret_buf, size_t *ret_len, char *err,
                                     size_t errsz) {
         V1beta1__PreStartContainerResponse resp = V1BETA1__PRE_START_CONTAINER_RESPONSE__INIT;
@@ -655,7 +518,7 @@ struct list_cache {
 struct dp_service {
         struct loop *loop;    /* borrowed */
         struct dp_config cfg; /* copied; its strings borrowed */
-        enum dp_kind kind;
+        enum sgx_kind kind;
         char resource[RESOURCE_MAX]; /* "sgx.k8s.io/dcap" */
         char *socket_path;           /* owned */
         const char *endpoint;        /* basename, points into socket_path */
@@ -694,7 +557,7 @@ static const struct grpc_method methods[] = {
 };
 
 static enum dp_health compute_health(struct dp_service *s) {
-        if (dp_kind_present(s->kind, &s->disc)) {
+        if (sgx_kind_present(s->kind, &s->disc)) {
                 s->seen = true;
                 return DP_HEALTH_HEALTHY;
         }
@@ -797,15 +660,15 @@ static bool remove_stream(struct dp_service *s, struct grpc_call *call, uint64_t
 
 /* Logs a health change once; |n_notified| is the number of streams sent the new list. */
 static void log_health(struct dp_service *s, enum dp_health old, size_t n_notified) {
-        struct layout l;
+        struct sgx_edits l;
         char paths[2 * DISCOVERY_PATH_MAX + 8], streams[48] = "";
 
         if (old != DP_HEALTH_NONE || n_notified > 0)
                 snprintf(streams, sizeof(streams), ", %zu stream(s) notified", n_notified);
         switch (s->health) {
         case DP_HEALTH_HEALTHY:
-                layout_for(&s->cfg, s->kind, &s->disc, &l);
-                layout_host_paths(&l, paths, sizeof(paths));
+                (void) sgx_edits_for(s->kind, &s->cfg.edits, &s->disc, &l);
+                sgx_edits_host_paths(&l, paths, sizeof(paths));
                 log_info(s->resource, s->socket_path, "devices healthy: %s, %u slots Healthy%s%s",
                          paths, s->cfg.max_pods, old == DP_HEALTH_UNHEALTHY ? " again" : "",
                          streams);
@@ -894,11 +757,11 @@ static void on_allocate(struct grpc_call *call, const uint8_t *req, size_t len, 
                 reject(s, call, "Allocate", st, err);
                 return;
         }
-        layout_host_paths(&info.layout, paths, sizeof(paths));
+        sgx_edits_host_paths(&info.edits, paths, sizeof(paths));
         log_info(s->resource, s->socket_path,
                  "Allocate: %zu device ID(s) in %zu container(s), mapped %s%s%s", info.n_ids,
-                 info.n_containers, paths, s->cfg.aesmd_dir ? ", mounted " : "",
-                 s->cfg.aesmd_dir ? s->cfg.aesmd_dir : "");
+                 info.n_containers, paths, s->cfg.edits.aesmd_dir ? ", mounted " : "",
+                 s->cfg.edits.aesmd_dir ? s->cfg.edits.aesmd_dir : "");
         reply(s, call, "Allocate", buf, blen);
 }
 
@@ -945,7 +808,7 @@ static int listen_socket(struct dp_service *s, struct grpc_server **ret) {
         return grpc_server_new(s->loop, s->socket_path, &gcfg, ret);
 }
 
-int dp_service_new(struct loop *l, const struct dp_config *cfg, enum dp_kind k,
+int dp_service_new(struct loop *l, const struct dp_config *cfg, enum sgx_kind k,
                    const char *socket_path, const struct discovery *d,
                    dp_stream_ended_fn on_stream_ended, void *userdata, struct dp_service **ret) {
         struct dp_service *s;
@@ -962,7 +825,7 @@ int dp_service_new(struct loop *l, const struct dp_config *cfg, enum dp_kind k,
         s->userdata = userdata;
         s->disc = *d;
 
-        r = dp_resource_name(cfg, k, s->resource, sizeof(s->resource));
+        r = sgx_resource_name(cfg->domain, k, s->resource, sizeof(s->resource));
         if (r < 0)
                 goto out_free_service;
         s->socket_path = strdup(socket_path);
@@ -1040,7 +903,7 @@ enum dp_health dp_service_health(const struct dp_service *s) {
         return s->health;
 }
 
-enum dp_kind dp_service_kind(const struct dp_service *s) {
+enum sgx_kind dp_service_kind(const struct dp_service *s) {
         return s->kind;
 }
 

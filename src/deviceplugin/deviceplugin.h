@@ -16,18 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "edits.h"
 #include "grpc_status.h"
+#include "resources.h"
 
 struct loop;
 struct discovery;
-
-enum dp_kind {
-        DP_KIND_SGX,       /* any SGX device: DCAP preferred, else IAS */
-        DP_KIND_DCAP,      /* DCAP enclave (+ provisioning unless --no-provision) */
-        DP_KIND_IAS,       /* /dev/isgx */
-        DP_KIND_PROVISION, /* the provisioning device alone (--provision-resource) */
-        DP_KIND_MAX,
-};
 
 enum dp_health {
         DP_HEALTH_NONE,      /* never seen since start: advertise no devices */
@@ -37,27 +31,19 @@ enum dp_health {
 
 /* Settings shared by every resource; strings borrowed, must outlive the services. */
 struct dp_config {
-        const char *domain;    /* "sgx.k8s.io" */
-        unsigned max_pods;     /* slots per resource */
-        bool provision;        /* map the provisioning device with the DCAP enclave */
-        const char *aesmd_dir; /* host dir mounted at the same path, NULL for none */
+        const char *domain;           /* "sgx.k8s.io" */
+        unsigned max_pods;            /* slots per resource */
+        struct sgx_edit_config edits; /* what a container gets beside the devices */
 };
 
 #define DP_LIST_LIMIT (3u * 1024 * 1024) /* largest ListAndWatch answer we accept to send */
 
-const char *dp_kind_name(enum dp_kind k); /* "sgx", "dcap", "ias", "provision" */
 const char *dp_health_name(enum dp_health h);
-
-/* Writes "<domain>/<kind>" into |buf|. Returns 0 or -ENAMETOOLONG. */
-int dp_resource_name(const struct dp_config *cfg, enum dp_kind k, char *buf, size_t size);
-
-/* The class this resource needs is present in |d|. */
-bool dp_kind_present(enum dp_kind k, const struct discovery *d);
 
 /* ---- pure handlers: caller frees *ret_buf (free()) ---- */
 
 /* ListAndWatchResponse for |h|. Returns 0 or -ENOMEM. */
-int dp_encode_list(const struct dp_config *cfg, enum dp_kind k, enum dp_health h, uint8_t **ret_buf,
+int dp_encode_list(const struct dp_config *cfg, enum sgx_kind k, enum dp_health h, uint8_t **ret_buf,
                    size_t *ret_len);
 
 /* DevicePluginOptions: neither PreStartContainer nor GetPreferredAllocation advertised. */
@@ -69,13 +55,13 @@ int dp_encode_options(uint8_t **ret_buf, size_t *ret_len);
  * undecodable protobuf, unknown device ID, bad allocation_size FAILED_PRECONDITION the resource's
  * devices are not present on the node now INTERNAL            out of memory
  */
-enum grpc_status dp_handle_allocate(const struct dp_config *cfg, enum dp_kind k,
+enum grpc_status dp_handle_allocate(const struct dp_config *cfg, enum sgx_kind k,
                                     const struct discovery *d, const uint8_t *req, size_t len,
                                     uint8_t **ret_buf, size_t *ret_len, char *err, size_t errsz);
-enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum dp_kind k,
+enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum sgx_kind k,
                                      const uint8_t *req, size_t len, uint8_t **ret_buf,
                                      size_t *ret_len, char *err, size_t errsz);
-enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum dp_kind k, const uint8_t *req,
+enum grpc_status dp_handle_prestart(const struct dp_config *cfg, enum sgx_kind k, const uint8_t *req,
                                     size_t len, uint8_t **ret_buf, size_t *ret_len, char *err,
                                     size_t errsz);
 
@@ -94,7 +80,7 @@ typedef void (*dp_stream_ended_fn)(struct dp_service *s, size_t remaining, uint6
  * Creates the service for |k| and binds its socket |socket_path| (DIR/sgxdevplugin-<kind>.sock),
  * starting from node state |d| (copied). Returns 0, -errno from the socket, -ENOMEM.
  */
-int dp_service_new(struct loop *l, const struct dp_config *cfg, enum dp_kind k,
+int dp_service_new(struct loop *l, const struct dp_config *cfg, enum sgx_kind k,
                    const char *socket_path, const struct discovery *d,
                    dp_stream_ended_fn on_stream_ended, void *userdata, struct dp_service **ret);
 
@@ -114,7 +100,7 @@ bool dp_service_owns_socket(const struct dp_service *s);
 void dp_service_update(struct dp_service *s, const struct discovery *d);
 
 enum dp_health dp_service_health(const struct dp_service *s);
-enum dp_kind dp_service_kind(const struct dp_service *s);
+enum sgx_kind dp_service_kind(const struct dp_service *s);
 const char *dp_service_resource(const struct dp_service *s);    /* "sgx.k8s.io/dcap" */
 const char *dp_service_socket_path(const struct dp_service *s); /* full path */
 const char *dp_service_endpoint(const struct dp_service *s);    /* basename, for Register */

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "loop.h"
 #include "registration.h"
+#include "resources.h"
 
 #define MAX_WATCHES 5
 #define KUBELET_SOCKET "kubelet.sock"
@@ -48,8 +49,8 @@
          IN_ONLYDIR)
 
 struct resource {
-        enum dp_kind kind;
-        char name[256];             /* "sgx.k8s.io/dcap" */
+        enum sgx_kind kind;
+        char name[SGX_RESOURCE_NAME_SIZE]; /* "sgx.k8s.io/dcap" */
         char socket_path[PATH_MAX]; /* DIR/sgxdevplugin-dcap.sock */
         struct dp_service *svc;     /* NULL while the kubelet dir does not exist */
         struct reg *reg;
@@ -69,7 +70,7 @@ struct plugin {
         int scan_error; /* last scan error logged, to log changes once */
 
         /* resources */
-        struct resource res[DP_KIND_MAX];
+        struct resource res[SGX_KIND_MAX];
         size_t n_res;
 
         /* capabilities and labels */
@@ -432,10 +433,10 @@ static void on_rescan(struct loop_source *s, void *userdata) {
 
 int plugin_check_list_size(const struct node_config *opt) {
         struct dp_config cfg = {.domain = opt->domain, .max_pods = opt->max_pods};
-        for (int k = 0; k < DP_KIND_MAX; k++) {
+        for (int k = 0; k < SGX_KIND_MAX; k++) {
                 uint8_t *buf;
                 size_t len;
-                int r = dp_encode_list(&cfg, (enum dp_kind) k, DP_HEALTH_UNHEALTHY, &buf, &len);
+                int r = dp_encode_list(&cfg, (enum sgx_kind) k, DP_HEALTH_UNHEALTHY, &buf, &len);
                 if (r < 0)
                         return r;
                 free(buf);
@@ -445,18 +446,18 @@ int plugin_check_list_size(const struct node_config *opt) {
         return 0;
 }
 
-static int add_resource(struct plugin *p, enum dp_kind kind) {
+static int add_resource(struct plugin *p, enum sgx_kind kind) {
         struct resource *res = &p->res[p->n_res];
         int r;
 
         res->kind = kind;
         res->plugin = p;
-        r = dp_resource_name(&p->cfg, kind, res->name, sizeof(res->name));
+        r = sgx_resource_name(p->opt->domain, kind, res->name, sizeof(res->name));
         if (r < 0)
                 return r;
-        if ((size_t) snprintf(res->socket_path, sizeof(res->socket_path), "%s/sgxdevplugin-%s.sock",
-                              p->opt->kubelet_dir, dp_kind_name(kind)) >= sizeof(res->socket_path))
-                return -ENAMETOOLONG;
+        r = sgx_socket_path(p->opt->kubelet_dir, kind, res->socket_path, sizeof(res->socket_path));
+        if (r < 0)
+                return r;
         r = reg_new(p->loop, p->kubelet_sock, res->name, strrchr(res->socket_path, '/') + 1,
                     on_registered, res, &res->reg);
         if (r < 0)
@@ -520,23 +521,23 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
         p->cfg = (struct dp_config){
                 .domain = opt->domain,
                 .max_pods = opt->max_pods,
-                .provision = opt->provision,
-                .aesmd_dir = opt->aesmd_dir,
+                .edits = {.provision = opt->provision, .aesmd_dir = opt->aesmd_dir},
         };
         if ((size_t) snprintf(p->kubelet_sock, sizeof(p->kubelet_sock), "%s/" KUBELET_SOCKET,
                               opt->kubelet_dir) >= sizeof(p->kubelet_sock)) {
                 r = -ENAMETOOLONG;
                 goto out_free;
         }
-        r = add_resource(p, DP_KIND_SGX);
-        if (r >= 0)
-                r = add_resource(p, DP_KIND_DCAP);
-        if (r >= 0)
-                r = add_resource(p, DP_KIND_IAS);
-        if (r >= 0 && opt->provision_resource)
-                r = add_resource(p, DP_KIND_PROVISION);
-        if (r < 0)
-                goto out_free;
+        for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
+                const struct sgx_resource_options ro = {.provision_resource =
+                                                                opt->provision_resource};
+
+                if (!sgx_kind_enabled(k, &ro))
+                        continue;
+                r = add_resource(p, k);
+                if (r < 0)
+                        goto out_free;
+        }
 
         p->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (p->inotify_fd < 0) {

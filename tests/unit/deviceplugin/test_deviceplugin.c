@@ -34,8 +34,7 @@ static struct dp_config cfg_default(void) {
         return (struct dp_config){
                 .domain = "sgx.k8s.io",
                 .max_pods = 110,
-                .provision = true,
-                .aesmd_dir = NULL,
+                .edits = {.provision = true, .aesmd_dir = NULL},
         };
 }
 
@@ -120,7 +119,7 @@ static uint8_t *pack_allocate(const char *const *const *containers, size_t *ret_
 }
 
 /* Allocate with one container holding |ids| (NULL-terminated). */
-static enum grpc_status allocate_ids(const struct dp_config *cfg, enum dp_kind k,
+static enum grpc_status allocate_ids(const struct dp_config *cfg, enum sgx_kind k,
                                      const struct discovery *d, const char *const *ids,
                                      V1beta1__AllocateResponse **ret, char *err, size_t errsz) {
         const char *const *containers[] = {ids, NULL};
@@ -140,7 +139,7 @@ static enum grpc_status allocate_ids(const struct dp_config *cfg, enum dp_kind k
         return st;
 }
 
-static enum grpc_status allocate_one(const struct dp_config *cfg, enum dp_kind k,
+static enum grpc_status allocate_one(const struct dp_config *cfg, enum sgx_kind k,
                                      const struct discovery *d, const char *id,
                                      V1beta1__AllocateResponse **ret) {
         const char *ids[] = {id, NULL};
@@ -170,24 +169,24 @@ static void check_specs(const V1beta1__ContainerAllocateResponse *c, const char 
 }
 
 /* Allocates "<kind>-0" and checks the one container's device specs and that no mount is made. */
-static void check_allocate(const struct dp_config *cfg, enum dp_kind k, const struct discovery *d,
+static void check_allocate(const struct dp_config *cfg, enum sgx_kind k, const struct discovery *d,
                            const char *const *want) {
         V1beta1__AllocateResponse *resp;
         char id[32];
 
-        snprintf(id, sizeof(id), "%s-0", dp_kind_name(k));
+        snprintf(id, sizeof(id), "%s-0", sgx_kind_name(k));
         CHECK_INT(allocate_one(cfg, k, d, id, &resp), GRPC_STATUS_OK);
         if (!resp)
                 return;
         CHECK_INT(resp->n_container_responses, 1);
         if (resp->n_container_responses == 1) {
                 check_specs(resp->container_responses[0], want);
-                CHECK_INT(resp->container_responses[0]->n_mounts, cfg->aesmd_dir ? 1 : 0);
+                CHECK_INT(resp->container_responses[0]->n_mounts, cfg->edits.aesmd_dir ? 1 : 0);
         }
         v1beta1__allocate_response__free_unpacked(resp, NULL);
 }
 
-static void check_rejected(const struct dp_config *cfg, enum dp_kind k, const struct discovery *d,
+static void check_rejected(const struct dp_config *cfg, enum sgx_kind k, const struct discovery *d,
                            const char *id, enum grpc_status want, const char *msg_part) {
         V1beta1__AllocateResponse *resp;
         const char *ids[] = {id, NULL};
@@ -209,16 +208,16 @@ static void test_deviceplugin_names(void) {
         struct dp_config cfg = cfg_default();
         char buf[64], tiny[8];
 
-        CHECK_STR(dp_kind_name(DP_KIND_SGX), "sgx");
-        CHECK_STR(dp_kind_name(DP_KIND_DCAP), "dcap");
-        CHECK_STR(dp_kind_name(DP_KIND_IAS), "ias");
-        CHECK_STR(dp_kind_name(DP_KIND_PROVISION), "provision");
-        CHECK_INT(dp_resource_name(&cfg, DP_KIND_DCAP, buf, sizeof(buf)), 0);
+        CHECK_STR(sgx_kind_name(SGX_KIND_SGX), "sgx");
+        CHECK_STR(sgx_kind_name(SGX_KIND_DCAP), "dcap");
+        CHECK_STR(sgx_kind_name(SGX_KIND_IAS), "ias");
+        CHECK_STR(sgx_kind_name(SGX_KIND_PROVISION), "provision");
+        CHECK_INT(sgx_resource_name(cfg.domain, SGX_KIND_DCAP, buf, sizeof(buf)), 0);
         CHECK_STR(buf, "sgx.k8s.io/dcap");
         cfg.domain = "example.com";
-        CHECK_INT(dp_resource_name(&cfg, DP_KIND_PROVISION, buf, sizeof(buf)), 0);
+        CHECK_INT(sgx_resource_name(cfg.domain, SGX_KIND_PROVISION, buf, sizeof(buf)), 0);
         CHECK_STR(buf, "example.com/provision");
-        CHECK_INT(dp_resource_name(&cfg, DP_KIND_SGX, tiny, sizeof(tiny)), -ENAMETOOLONG);
+        CHECK_INT(sgx_resource_name(cfg.domain, SGX_KIND_SGX, tiny, sizeof(tiny)), -ENAMETOOLONG);
         CHECK_STR(dp_health_name(DP_HEALTH_HEALTHY), "Healthy");
         CHECK_STR(dp_health_name(DP_HEALTH_UNHEALTHY), "Unhealthy");
 }
@@ -230,23 +229,23 @@ static void test_deviceplugin_kind_present(void) {
         memset(&no_prov.dcap_provision, 0, sizeof(no_prov.dcap_provision));
         set_node(&prov_only.dcap_provision, "/dev/sgx_provision", 10, 126);
 
-        CHECK(dp_kind_present(DP_KIND_SGX, &k));
-        CHECK(dp_kind_present(DP_KIND_DCAP, &k));
-        CHECK(!dp_kind_present(DP_KIND_IAS, &k));
-        CHECK(dp_kind_present(DP_KIND_PROVISION, &k));
+        CHECK(sgx_kind_present(SGX_KIND_SGX, &k));
+        CHECK(sgx_kind_present(SGX_KIND_DCAP, &k));
+        CHECK(!sgx_kind_present(SGX_KIND_IAS, &k));
+        CHECK(sgx_kind_present(SGX_KIND_PROVISION, &k));
 
-        CHECK(dp_kind_present(DP_KIND_SGX, &i));
-        CHECK(!dp_kind_present(DP_KIND_DCAP, &i));
-        CHECK(dp_kind_present(DP_KIND_IAS, &i));
-        CHECK(!dp_kind_present(DP_KIND_PROVISION, &i));
+        CHECK(sgx_kind_present(SGX_KIND_SGX, &i));
+        CHECK(!sgx_kind_present(SGX_KIND_DCAP, &i));
+        CHECK(sgx_kind_present(SGX_KIND_IAS, &i));
+        CHECK(!sgx_kind_present(SGX_KIND_PROVISION, &i));
 
-        CHECK(dp_kind_present(DP_KIND_DCAP, &no_prov));
-        CHECK(!dp_kind_present(DP_KIND_PROVISION, &no_prov));
+        CHECK(sgx_kind_present(SGX_KIND_DCAP, &no_prov));
+        CHECK(!sgx_kind_present(SGX_KIND_PROVISION, &no_prov));
 
         /* a provisioning device without an enclave device is no SGX */
-        for (int kind = 0; kind < DP_KIND_MAX; kind++) {
-                CHECK(!dp_kind_present(kind, &prov_only));
-                CHECK(!dp_kind_present(kind, &e));
+        for (int kind = 0; kind < SGX_KIND_MAX; kind++) {
+                CHECK(!sgx_kind_present(kind, &prov_only));
+                CHECK(!sgx_kind_present(kind, &e));
         }
 }
 
@@ -260,8 +259,8 @@ static void test_deviceplugin_allocate_in_kernel(void) {
                               "/dev/sgx_provision=/dev/sgx_provision",
                               "/dev/sgx/provision=/dev/sgx_provision", NULL};
 
-        check_allocate(&cfg, DP_KIND_DCAP, &d, want);
-        check_allocate(&cfg, DP_KIND_SGX, &d, want);
+        check_allocate(&cfg, SGX_KIND_DCAP, &d, want);
+        check_allocate(&cfg, SGX_KIND_SGX, &d, want);
 }
 
 static void test_deviceplugin_allocate_dcap_driver_dir(void) {
@@ -272,8 +271,8 @@ static void test_deviceplugin_allocate_dcap_driver_dir(void) {
                               "/dev/sgx_provision=/dev/sgx/provision",
                               "/dev/sgx/provision=/dev/sgx/provision", NULL};
 
-        check_allocate(&cfg, DP_KIND_DCAP, &d, want);
-        check_allocate(&cfg, DP_KIND_SGX, &d, want);
+        check_allocate(&cfg, SGX_KIND_DCAP, &d, want);
+        check_allocate(&cfg, SGX_KIND_SGX, &d, want);
 }
 
 static void test_deviceplugin_allocate_legacy_sgx(void) {
@@ -282,10 +281,10 @@ static void test_deviceplugin_allocate_legacy_sgx(void) {
         const char *want[] = {"/dev/sgx=/dev/sgx", "/dev/sgx_prv=/dev/sgx_prv", NULL};
         const char *want_noprov[] = {"/dev/sgx=/dev/sgx", NULL};
 
-        check_allocate(&cfg, DP_KIND_DCAP, &d, want);
-        check_allocate(&cfg, DP_KIND_SGX, &d, want);
-        cfg.provision = false;
-        check_allocate(&cfg, DP_KIND_DCAP, &d, want_noprov);
+        check_allocate(&cfg, SGX_KIND_DCAP, &d, want);
+        check_allocate(&cfg, SGX_KIND_SGX, &d, want);
+        cfg.edits.provision = false;
+        check_allocate(&cfg, SGX_KIND_DCAP, &d, want_noprov);
 }
 
 static void test_deviceplugin_allocate_ias_only(void) {
@@ -293,11 +292,11 @@ static void test_deviceplugin_allocate_ias_only(void) {
         struct discovery d = node_ias();
         const char *want[] = {"/dev/isgx=/dev/isgx", NULL};
 
-        check_allocate(&cfg, DP_KIND_IAS, &d, want);
-        check_allocate(&cfg, DP_KIND_SGX, &d, want);
-        check_rejected(&cfg, DP_KIND_DCAP, &d, "dcap-0", GRPC_STATUS_FAILED_PRECONDITION,
+        check_allocate(&cfg, SGX_KIND_IAS, &d, want);
+        check_allocate(&cfg, SGX_KIND_SGX, &d, want);
+        check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-0", GRPC_STATUS_FAILED_PRECONDITION,
                        "sgx.k8s.io/dcap");
-        check_rejected(&cfg, DP_KIND_PROVISION, &d, "provision-0", GRPC_STATUS_FAILED_PRECONDITION,
+        check_rejected(&cfg, SGX_KIND_PROVISION, &d, "provision-0", GRPC_STATUS_FAILED_PRECONDITION,
                        "sgx.k8s.io/provision");
 }
 
@@ -311,8 +310,8 @@ static void test_deviceplugin_allocate_sgx_prefers_dcap(void) {
         const char *want_ias[] = {"/dev/isgx=/dev/isgx", NULL};
 
         set_node(&d.ias_enclave, "/dev/isgx", 10, 57);
-        check_allocate(&cfg, DP_KIND_SGX, &d, want_sgx);
-        check_allocate(&cfg, DP_KIND_IAS, &d, want_ias);
+        check_allocate(&cfg, SGX_KIND_SGX, &d, want_sgx);
+        check_allocate(&cfg, SGX_KIND_IAS, &d, want_ias);
 }
 
 static void test_deviceplugin_allocate_no_provision(void) {
@@ -323,11 +322,11 @@ static void test_deviceplugin_allocate_no_provision(void) {
         const char *want_prov[] = {"/dev/sgx_provision=/dev/sgx_provision",
                                    "/dev/sgx/provision=/dev/sgx_provision", NULL};
 
-        cfg.provision = false;
-        check_allocate(&cfg, DP_KIND_DCAP, &d, want);
-        check_allocate(&cfg, DP_KIND_SGX, &d, want);
+        cfg.edits.provision = false;
+        check_allocate(&cfg, SGX_KIND_DCAP, &d, want);
+        check_allocate(&cfg, SGX_KIND_SGX, &d, want);
         /* the provision resource maps its device whatever --no-provision says */
-        check_allocate(&cfg, DP_KIND_PROVISION, &d, want_prov);
+        check_allocate(&cfg, SGX_KIND_PROVISION, &d, want_prov);
 }
 
 static void test_deviceplugin_allocate_enclave_without_provision_device(void) {
@@ -337,8 +336,8 @@ static void test_deviceplugin_allocate_enclave_without_provision_device(void) {
                               "/dev/sgx/enclave=/dev/sgx_enclave", NULL};
 
         memset(&d.dcap_provision, 0, sizeof(d.dcap_provision));
-        check_allocate(&cfg, DP_KIND_DCAP, &d, want);
-        check_rejected(&cfg, DP_KIND_PROVISION, &d, "provision-0", GRPC_STATUS_FAILED_PRECONDITION,
+        check_allocate(&cfg, SGX_KIND_DCAP, &d, want);
+        check_rejected(&cfg, SGX_KIND_PROVISION, &d, "provision-0", GRPC_STATUS_FAILED_PRECONDITION,
                        "no SGX device present");
 }
 
@@ -351,9 +350,9 @@ static void test_deviceplugin_allocate_provision_resource(void) {
                                   "/dev/sgx/provision=/dev/sgx/provision", NULL};
         const char *want_leg[] = {"/dev/sgx_prv=/dev/sgx_prv", NULL};
 
-        check_allocate(&cfg, DP_KIND_PROVISION, &k, want_k);
-        check_allocate(&cfg, DP_KIND_PROVISION, &dir, want_dir);
-        check_allocate(&cfg, DP_KIND_PROVISION, &leg, want_leg);
+        check_allocate(&cfg, SGX_KIND_PROVISION, &k, want_k);
+        check_allocate(&cfg, SGX_KIND_PROVISION, &dir, want_dir);
+        check_allocate(&cfg, SGX_KIND_PROVISION, &leg, want_leg);
 }
 
 static void test_deviceplugin_allocate_aesmd_mount(void) {
@@ -366,10 +365,10 @@ static void test_deviceplugin_allocate_aesmd_mount(void) {
         uint8_t *req, *out;
         size_t len, olen;
 
-        cfg.aesmd_dir = "/var/run/aesmd";
+        cfg.edits.aesmd_dir = "/var/run/aesmd";
         req = pack_allocate(containers, &len);
         CHECK_INT(
-                dp_handle_allocate(&cfg, DP_KIND_DCAP, &d, req, len, &out, &olen, err, sizeof(err)),
+                dp_handle_allocate(&cfg, SGX_KIND_DCAP, &d, req, len, &out, &olen, err, sizeof(err)),
                 GRPC_STATUS_OK);
         free(req);
         resp = v1beta1__allocate_response__unpack(NULL, olen, out);
@@ -406,7 +405,7 @@ static void test_deviceplugin_allocate_one_answer_per_container(void) {
 
         req = pack_allocate(containers, &len);
         CHECK_INT(
-                dp_handle_allocate(&cfg, DP_KIND_IAS, &d, req, len, &out, &olen, err, sizeof(err)),
+                dp_handle_allocate(&cfg, SGX_KIND_IAS, &d, req, len, &out, &olen, err, sizeof(err)),
                 GRPC_STATUS_OK);
         free(req);
         resp = v1beta1__allocate_response__unpack(NULL, olen, out);
@@ -441,16 +440,16 @@ static void test_deviceplugin_allocate_rejects_unknown_ids(void) {
                 snprintf(want, sizeof(want), "\"%s\"", bad[i]);
                 if (strlen(bad[i]) > 20)
                         snprintf(want, sizeof(want), "\"%.20s", bad[i]);
-                check_rejected(&cfg, DP_KIND_DCAP, &d, bad[i], GRPC_STATUS_INVALID_ARGUMENT, want);
-                check_rejected(&cfg, DP_KIND_DCAP, &d, bad[i], GRPC_STATUS_INVALID_ARGUMENT,
+                check_rejected(&cfg, SGX_KIND_DCAP, &d, bad[i], GRPC_STATUS_INVALID_ARGUMENT, want);
+                check_rejected(&cfg, SGX_KIND_DCAP, &d, bad[i], GRPC_STATUS_INVALID_ARGUMENT,
                                "sgx.k8s.io/dcap");
         }
         /* the edges are IDs */
-        check_rejected(&cfg, DP_KIND_DCAP, &d, "dcap-0", GRPC_STATUS_OK, NULL);
-        check_rejected(&cfg, DP_KIND_DCAP, &d, "dcap-109", GRPC_STATUS_OK, NULL);
+        check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-0", GRPC_STATUS_OK, NULL);
+        check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-109", GRPC_STATUS_OK, NULL);
         cfg.max_pods = 100000;
-        check_rejected(&cfg, DP_KIND_DCAP, &d, "dcap-99999", GRPC_STATUS_OK, NULL);
-        check_rejected(&cfg, DP_KIND_DCAP, &d, "dcap-100000", GRPC_STATUS_INVALID_ARGUMENT,
+        check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-99999", GRPC_STATUS_OK, NULL);
+        check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-100000", GRPC_STATUS_INVALID_ARGUMENT,
                        "dcap-100000");
 }
 
@@ -459,13 +458,13 @@ static void test_deviceplugin_allocate_rejects_wrong_resource_ids(void) {
         struct discovery d = node_in_kernel();
 
         set_node(&d.ias_enclave, "/dev/isgx", 10, 57);
-        check_rejected(&cfg, DP_KIND_DCAP, &d, "sgx-1", GRPC_STATUS_INVALID_ARGUMENT,
+        check_rejected(&cfg, SGX_KIND_DCAP, &d, "sgx-1", GRPC_STATUS_INVALID_ARGUMENT,
                        "\"sgx-1\" for resource sgx.k8s.io/dcap");
-        check_rejected(&cfg, DP_KIND_SGX, &d, "dcap-1", GRPC_STATUS_INVALID_ARGUMENT,
+        check_rejected(&cfg, SGX_KIND_SGX, &d, "dcap-1", GRPC_STATUS_INVALID_ARGUMENT,
                        "\"dcap-1\" for resource sgx.k8s.io/sgx");
-        check_rejected(&cfg, DP_KIND_IAS, &d, "sgx-1", GRPC_STATUS_INVALID_ARGUMENT,
+        check_rejected(&cfg, SGX_KIND_IAS, &d, "sgx-1", GRPC_STATUS_INVALID_ARGUMENT,
                        "sgx.k8s.io/ias");
-        check_rejected(&cfg, DP_KIND_PROVISION, &d, "dcap-1", GRPC_STATUS_INVALID_ARGUMENT,
+        check_rejected(&cfg, SGX_KIND_PROVISION, &d, "dcap-1", GRPC_STATUS_INVALID_ARGUMENT,
                        "sgx.k8s.io/provision");
 }
 
@@ -480,7 +479,7 @@ static void test_deviceplugin_allocate_rejects_one_bad_id_among_good(void) {
 
         req = pack_allocate(containers, &len);
         CHECK_INT(
-                dp_handle_allocate(&cfg, DP_KIND_DCAP, &d, req, len, &out, &olen, err, sizeof(err)),
+                dp_handle_allocate(&cfg, SGX_KIND_DCAP, &d, req, len, &out, &olen, err, sizeof(err)),
                 GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "dcap-07"));
         CHECK(out == NULL);
@@ -497,7 +496,7 @@ static void test_deviceplugin_allocate_garbled_id_is_sanitized(void) {
         memset(id, 'A', sizeof(id) - 1);
         id[sizeof(id) - 1] = '\0';
         id[3] = '\n';
-        CHECK_INT(allocate_ids(&cfg, DP_KIND_DCAP, &d, ids, &resp, err, sizeof(err)),
+        CHECK_INT(allocate_ids(&cfg, SGX_KIND_DCAP, &d, ids, &resp, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(!strchr(err, '\n'));
         CHECK(strstr(err, "AAA?AAAA"));
@@ -519,7 +518,7 @@ static void test_deviceplugin_allocate_rejects_empty_request(void) {
         /* a container request without device IDs */
         req = pack_allocate(containers, &len);
         CHECK_INT(
-                dp_handle_allocate(&cfg, DP_KIND_DCAP, &d, req, len, &out, &olen, err, sizeof(err)),
+                dp_handle_allocate(&cfg, SGX_KIND_DCAP, &d, req, len, &out, &olen, err, sizeof(err)),
                 GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "no device IDs"));
         free(req);
@@ -529,7 +528,7 @@ static void test_deviceplugin_allocate_rejects_empty_request(void) {
         req = pack_allocate(no_containers, &len);
         CHECK_INT(len, 0);
         CHECK_INT(
-                dp_handle_allocate(&cfg, DP_KIND_DCAP, &d, req, len, &out, &olen, err, sizeof(err)),
+                dp_handle_allocate(&cfg, SGX_KIND_DCAP, &d, req, len, &out, &olen, err, sizeof(err)),
                 GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "no container requests"));
         CHECK(out == NULL);
@@ -550,14 +549,14 @@ static void test_deviceplugin_allocate_rejects_garbage(void) {
 
         for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
                 err[0] = '\0';
-                CHECK_INT(dp_handle_allocate(&cfg, DP_KIND_DCAP, &d, garbage[i], 6, &out, &olen,
+                CHECK_INT(dp_handle_allocate(&cfg, SGX_KIND_DCAP, &d, garbage[i], 6, &out, &olen,
                                              err, sizeof(err)),
                           GRPC_STATUS_INVALID_ARGUMENT);
                 CHECK(strstr(err, "undecodable"));
-                CHECK_INT(dp_handle_preferred(&cfg, DP_KIND_DCAP, garbage[i], 6, &out, &olen, err,
+                CHECK_INT(dp_handle_preferred(&cfg, SGX_KIND_DCAP, garbage[i], 6, &out, &olen, err,
                                               sizeof(err)),
                           GRPC_STATUS_INVALID_ARGUMENT);
-                CHECK_INT(dp_handle_prestart(&cfg, DP_KIND_DCAP, garbage[i], 6, &out, &olen, err,
+                CHECK_INT(dp_handle_prestart(&cfg, SGX_KIND_DCAP, garbage[i], 6, &out, &olen, err,
                                              sizeof(err)),
                           GRPC_STATUS_INVALID_ARGUMENT);
         }
@@ -569,15 +568,15 @@ static void test_deviceplugin_allocate_absent_is_failed_precondition(void) {
         struct discovery e = node_empty(), prov_only = node_empty();
 
         set_node(&prov_only.dcap_provision, "/dev/sgx_provision", 10, 126);
-        check_rejected(&cfg, DP_KIND_SGX, &e, "sgx-0", GRPC_STATUS_FAILED_PRECONDITION,
+        check_rejected(&cfg, SGX_KIND_SGX, &e, "sgx-0", GRPC_STATUS_FAILED_PRECONDITION,
                        "no SGX device present on this node for resource sgx.k8s.io/sgx");
-        check_rejected(&cfg, DP_KIND_DCAP, &e, "dcap-0", GRPC_STATUS_FAILED_PRECONDITION,
+        check_rejected(&cfg, SGX_KIND_DCAP, &e, "dcap-0", GRPC_STATUS_FAILED_PRECONDITION,
                        "no SGX device present on this node for resource sgx.k8s.io/dcap");
-        check_rejected(&cfg, DP_KIND_IAS, &e, "ias-0", GRPC_STATUS_FAILED_PRECONDITION,
+        check_rejected(&cfg, SGX_KIND_IAS, &e, "ias-0", GRPC_STATUS_FAILED_PRECONDITION,
                        "sgx.k8s.io/ias");
-        check_rejected(&cfg, DP_KIND_SGX, &prov_only, "sgx-0", GRPC_STATUS_FAILED_PRECONDITION,
+        check_rejected(&cfg, SGX_KIND_SGX, &prov_only, "sgx-0", GRPC_STATUS_FAILED_PRECONDITION,
                        "sgx.k8s.io/sgx");
-        check_rejected(&cfg, DP_KIND_PROVISION, &prov_only, "provision-0",
+        check_rejected(&cfg, SGX_KIND_PROVISION, &prov_only, "provision-0",
                        GRPC_STATUS_FAILED_PRECONDITION, "sgx.k8s.io/provision");
 }
 
@@ -600,7 +599,7 @@ static void test_deviceplugin_options(void) {
         free(buf);
 }
 
-static enum grpc_status prestart(const struct dp_config *cfg, enum dp_kind k,
+static enum grpc_status prestart(const struct dp_config *cfg, enum sgx_kind k,
                                  const char *const *ids, char *err, size_t errsz) {
         V1beta1__PreStartContainerRequest req = V1BETA1__PRE_START_CONTAINER_REQUEST__INIT;
         V1beta1__PreStartContainerResponse *resp;
@@ -632,10 +631,10 @@ static void test_deviceplugin_prestart(void) {
         const char *wrong[] = {"ias-1", NULL};
         char err[256] = "";
 
-        CHECK_INT(prestart(&cfg, DP_KIND_SGX, good, err, sizeof(err)), GRPC_STATUS_OK);
-        CHECK_INT(prestart(&cfg, DP_KIND_SGX, bad, err, sizeof(err)), GRPC_STATUS_INVALID_ARGUMENT);
+        CHECK_INT(prestart(&cfg, SGX_KIND_SGX, good, err, sizeof(err)), GRPC_STATUS_OK);
+        CHECK_INT(prestart(&cfg, SGX_KIND_SGX, bad, err, sizeof(err)), GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "\"sgx-110\""));
-        CHECK_INT(prestart(&cfg, DP_KIND_SGX, wrong, err, sizeof(err)),
+        CHECK_INT(prestart(&cfg, SGX_KIND_SGX, wrong, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "sgx.k8s.io/sgx"));
 }
@@ -657,7 +656,7 @@ static size_t count(const char *const *v) {
 }
 
 /* Runs one request of |n| containers; on OK returns the decoded answer in *ret. */
-static enum grpc_status preferred(const struct dp_config *cfg, enum dp_kind k,
+static enum grpc_status preferred(const struct dp_config *cfg, enum sgx_kind k,
                                   const struct pref_case *cases, size_t n,
                                   V1beta1__PreferredAllocationResponse **ret, char *err,
                                   size_t errsz) {
@@ -708,7 +707,7 @@ static void test_deviceplugin_preferred_fills_from_available(void) {
         V1beta1__PreferredAllocationResponse *r;
         char err[256];
 
-        CHECK_INT(preferred(&cfg, DP_KIND_DCAP, &c, 1, &r, err, sizeof(err)), GRPC_STATUS_OK);
+        CHECK_INT(preferred(&cfg, SGX_KIND_DCAP, &c, 1, &r, err, sizeof(err)), GRPC_STATUS_OK);
         if (!r)
                 return;
         CHECK_INT(r->n_container_responses, 1);
@@ -729,7 +728,7 @@ static void test_deviceplugin_preferred_must_include_first_deduplicated(void) {
         V1beta1__PreferredAllocationResponse *r;
         char err[256];
 
-        CHECK_INT(preferred(&cfg, DP_KIND_SGX, c, 3, &r, err, sizeof(err)), GRPC_STATUS_OK);
+        CHECK_INT(preferred(&cfg, SGX_KIND_SGX, c, 3, &r, err, sizeof(err)), GRPC_STATUS_OK);
         if (!r)
                 return;
         CHECK_INT(r->n_container_responses, 3);
@@ -751,7 +750,7 @@ static void test_deviceplugin_preferred_size_zero(void) {
         V1beta1__PreferredAllocationResponse *r;
         char err[256];
 
-        CHECK_INT(preferred(&cfg, DP_KIND_IAS, &c, 1, &r, err, sizeof(err)), GRPC_STATUS_OK);
+        CHECK_INT(preferred(&cfg, SGX_KIND_IAS, &c, 1, &r, err, sizeof(err)), GRPC_STATUS_OK);
         if (!r)
                 return;
         CHECK_INT(r->n_container_responses, 1);
@@ -769,15 +768,15 @@ static void test_deviceplugin_preferred_rejects_bad_sizes(void) {
         V1beta1__PreferredAllocationResponse *r;
         char err[256] = "";
 
-        CHECK_INT(preferred(&cfg, DP_KIND_DCAP, &too_big, 1, &r, err, sizeof(err)),
+        CHECK_INT(preferred(&cfg, SGX_KIND_DCAP, &too_big, 1, &r, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "allocation_size 3"));
-        CHECK_INT(preferred(&cfg, DP_KIND_DCAP, &below_must, 1, &r, err, sizeof(err)),
+        CHECK_INT(preferred(&cfg, SGX_KIND_DCAP, &below_must, 1, &r, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "allocation_size 1"));
-        CHECK_INT(preferred(&cfg, DP_KIND_DCAP, &negative, 1, &r, err, sizeof(err)),
+        CHECK_INT(preferred(&cfg, SGX_KIND_DCAP, &negative, 1, &r, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
-        CHECK_INT(preferred(&cfg, DP_KIND_DCAP, NULL, 0, &r, err, sizeof(err)),
+        CHECK_INT(preferred(&cfg, SGX_KIND_DCAP, NULL, 0, &r, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
 }
 
@@ -790,11 +789,11 @@ static void test_deviceplugin_preferred_rejects_bad_ids(void) {
         V1beta1__PreferredAllocationResponse *r;
         char err[256] = "";
 
-        CHECK_INT(preferred(&cfg, DP_KIND_DCAP, &bad_avail, 1, &r, err, sizeof(err)),
+        CHECK_INT(preferred(&cfg, SGX_KIND_DCAP, &bad_avail, 1, &r, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "\"dcap-02\""));
         CHECK(strstr(err, "sgx.k8s.io/dcap"));
-        CHECK_INT(preferred(&cfg, DP_KIND_DCAP, &bad_must, 1, &r, err, sizeof(err)),
+        CHECK_INT(preferred(&cfg, SGX_KIND_DCAP, &bad_must, 1, &r, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "\"sgx-1\""));
 }
@@ -802,7 +801,7 @@ static void test_deviceplugin_preferred_rejects_bad_ids(void) {
 /* ---- ListAndWatch lists ---- */
 
 /* Encodes and decodes a list; checks every ID and health. Returns the encoded size. */
-static size_t check_list(const struct dp_config *cfg, enum dp_kind k, enum dp_health h) {
+static size_t check_list(const struct dp_config *cfg, enum sgx_kind k, enum dp_health h) {
         V1beta1__ListAndWatchResponse *l;
         uint8_t *buf = NULL;
         size_t len = 0, want_n = h == DP_HEALTH_NONE ? 0 : cfg->max_pods;
@@ -818,7 +817,7 @@ static size_t check_list(const struct dp_config *cfg, enum dp_kind k, enum dp_he
                 for (size_t i = 0; i < l->n_devices; i++) {
                         char id[32];
 
-                        snprintf(id, sizeof(id), "%s-%zu", dp_kind_name(k), i);
+                        snprintf(id, sizeof(id), "%s-%zu", sgx_kind_name(k), i);
                         if (strcmp(l->devices[i]->id, id) != 0 ||
                             strcmp(l->devices[i]->health, dp_health_name(h)) != 0 ||
                             l->devices[i]->topology)
@@ -834,23 +833,23 @@ static size_t check_list(const struct dp_config *cfg, enum dp_kind k, enum dp_he
 static void test_deviceplugin_list_healthy(void) {
         struct dp_config cfg = cfg_default();
 
-        for (int k = 0; k < DP_KIND_MAX; k++)
+        for (int k = 0; k < SGX_KIND_MAX; k++)
                 check_list(&cfg, k, DP_HEALTH_HEALTHY);
         cfg.max_pods = 1;
-        check_list(&cfg, DP_KIND_DCAP, DP_HEALTH_HEALTHY);
+        check_list(&cfg, SGX_KIND_DCAP, DP_HEALTH_HEALTHY);
 }
 
 static void test_deviceplugin_list_unhealthy(void) {
         struct dp_config cfg = cfg_default();
 
-        for (int k = 0; k < DP_KIND_MAX; k++)
+        for (int k = 0; k < SGX_KIND_MAX; k++)
                 check_list(&cfg, k, DP_HEALTH_UNHEALTHY);
 }
 
 static void test_deviceplugin_list_none_is_empty(void) {
         struct dp_config cfg = cfg_default();
 
-        for (int k = 0; k < DP_KIND_MAX; k++)
+        for (int k = 0; k < SGX_KIND_MAX; k++)
                 CHECK_INT(check_list(&cfg, k, DP_HEALTH_NONE), 0);
 }
 
@@ -859,8 +858,8 @@ static void test_deviceplugin_list_100000_under_limit(void) {
 
         cfg.max_pods = 100000;
         /* the longest kind with the longest health is the largest list */
-        CHECK(check_list(&cfg, DP_KIND_PROVISION, DP_HEALTH_UNHEALTHY) < DP_LIST_LIMIT);
-        CHECK(check_list(&cfg, DP_KIND_SGX, DP_HEALTH_HEALTHY) < DP_LIST_LIMIT);
+        CHECK(check_list(&cfg, SGX_KIND_PROVISION, DP_HEALTH_UNHEALTHY) < DP_LIST_LIMIT);
+        CHECK(check_list(&cfg, SGX_KIND_SGX, DP_HEALTH_HEALTHY) < DP_LIST_LIMIT);
 }
 
 static double now_sec(void) {
@@ -879,7 +878,7 @@ static void test_deviceplugin_list_10000_is_fast(void) {
         cfg.max_pods = 10000;
         t0 = now_sec();
         for (int i = 0; i < 10; i++) {
-                CHECK_INT(dp_encode_list(&cfg, DP_KIND_DCAP, DP_HEALTH_HEALTHY, &buf, &len), 0);
+                CHECK_INT(dp_encode_list(&cfg, SGX_KIND_DCAP, DP_HEALTH_HEALTHY, &buf, &len), 0);
                 free(buf);
         }
         dt = (now_sec() - t0) / 10;
@@ -1189,12 +1188,12 @@ static void on_stream_ended(struct dp_service *s, size_t remaining, uint64_t ope
         f->ended_svc = s;
 }
 
-static bool fixture_setup(struct fixture *f, enum dp_kind k, const struct discovery *d) {
+static bool fixture_setup(struct fixture *f, enum sgx_kind k, const struct discovery *d) {
         memset(f, 0, sizeof(*f));
         f->cfg = cfg_default();
         snprintf(f->dir, sizeof(f->dir), "/tmp/test_dp.XXXXXX");
         CHECK(mkdtemp(f->dir));
-        snprintf(f->path, sizeof(f->path), "%s/sgxdevplugin-%s.sock", f->dir, dp_kind_name(k));
+        snprintf(f->path, sizeof(f->path), "%s/sgxdevplugin-%s.sock", f->dir, sgx_kind_name(k));
         CHECK_INT(loop_new(&f->loop), 0);
         CHECK_INT(dp_service_new(f->loop, &f->cfg, k, f->path, d, on_stream_ended, f, &f->svc), 0);
         return f->svc != NULL;
@@ -1212,12 +1211,12 @@ static void test_deviceplugin_service_names(void) {
         struct fixture f;
         struct stat st;
 
-        if (!fixture_setup(&f, DP_KIND_DCAP, &d))
+        if (!fixture_setup(&f, SGX_KIND_DCAP, &d))
                 goto out;
         CHECK_STR(dp_service_resource(f.svc), "sgx.k8s.io/dcap");
         CHECK_STR(dp_service_socket_path(f.svc), f.path);
         CHECK_STR(dp_service_endpoint(f.svc), "sgxdevplugin-dcap.sock");
-        CHECK_INT(dp_service_kind(f.svc), DP_KIND_DCAP);
+        CHECK_INT(dp_service_kind(f.svc), SGX_KIND_DCAP);
         CHECK_INT(dp_service_health(f.svc), DP_HEALTH_HEALTHY);
         CHECK_INT(dp_service_n_streams(f.svc), 0);
         CHECK(dp_service_owns_socket(f.svc));
@@ -1233,7 +1232,7 @@ static void test_deviceplugin_service_health_follows_updates(void) {
         struct discovery d = node_empty(), k = node_in_kernel(), i = node_ias();
         struct fixture f;
 
-        if (!fixture_setup(&f, DP_KIND_DCAP, &d))
+        if (!fixture_setup(&f, SGX_KIND_DCAP, &d))
                 goto out;
         CHECK_INT(dp_service_health(f.svc), DP_HEALTH_NONE);
         dp_service_update(f.svc, &i); /* IAS is no DCAP */
@@ -1277,7 +1276,7 @@ static void test_deviceplugin_service_allocate_over_socket(void) {
         uint8_t *req;
         size_t len;
 
-        if (!fixture_setup(&f, DP_KIND_DCAP, &d))
+        if (!fixture_setup(&f, SGX_KIND_DCAP, &d))
                 goto out;
         CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
         req = pack_allocate(containers, &len);
@@ -1310,7 +1309,7 @@ static void test_deviceplugin_service_rejects_over_socket(void) {
         uint8_t *req, garbage[] = {0xff, 0xff, 0xff};
         size_t len;
 
-        if (!fixture_setup(&f, DP_KIND_DCAP, &d))
+        if (!fixture_setup(&f, SGX_KIND_DCAP, &d))
                 goto out;
         CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
 
@@ -1352,7 +1351,7 @@ static void test_deviceplugin_service_options_preferred_prestart(void) {
         uint8_t buf[64];
         size_t len;
 
-        if (!fixture_setup(&f, DP_KIND_IAS, &d))
+        if (!fixture_setup(&f, SGX_KIND_IAS, &d))
                 goto out;
         CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
 
@@ -1423,7 +1422,7 @@ static void test_deviceplugin_service_list_and_watch(void) {
         struct msgs_wait mw;
         struct ended_wait ew = {&f, 1};
 
-        if (!fixture_setup(&f, DP_KIND_SGX, &d))
+        if (!fixture_setup(&f, SGX_KIND_SGX, &d))
                 goto out;
         CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
         CHECK_INT(tc_connect(f.loop, f.path, &c2), 0);
@@ -1491,7 +1490,7 @@ static void test_deviceplugin_service_free_ends_streams(void) {
         struct tstream *t;
         struct msgs_wait mw;
 
-        if (!fixture_setup(&f, DP_KIND_DCAP, &k))
+        if (!fixture_setup(&f, SGX_KIND_DCAP, &k))
                 goto out;
         CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
         t = tc_call(&c, "ListAndWatch", NULL, 0);
@@ -1519,7 +1518,7 @@ static void test_deviceplugin_service_relisten(void) {
         struct tstream *t;
         struct msgs_wait mw;
 
-        if (!fixture_setup(&f, DP_KIND_DCAP, &k))
+        if (!fixture_setup(&f, SGX_KIND_DCAP, &k))
                 goto out;
         CHECK_INT(tc_connect(f.loop, f.path, &c), 0);
         t = tc_call(&c, "ListAndWatch", NULL, 0);

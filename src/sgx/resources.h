@@ -1,0 +1,86 @@
+/*
+ * resources.h - the resource kinds the node serves, as one table: for each kind its name (the
+ * resource's suffix under the domain, the device IDs' prefix and the socket's name), when it is
+ * present on a node, whether it is served by default and how many slots it advertises. Every
+ * consumer iterates this table: the daemon, `probe`, `health` and the command line's length
+ * checks. Knows nothing of gRPC or of the kubelet's API: pure data over what discovery found.
+ *
+ * Adding a kind: a row here and an enum value, and the container edits it gets (edits.c).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct discovery;
+
+enum sgx_kind {
+        SGX_KIND_SGX,       /* any SGX device: DCAP preferred, else IAS */
+        SGX_KIND_DCAP,      /* DCAP enclave (+ provisioning unless --no-provision) */
+        SGX_KIND_IAS,       /* /dev/isgx */
+        SGX_KIND_PROVISION, /* the provisioning device alone (--provision-resource) */
+        SGX_KIND_MAX,
+};
+
+/* A DNS subdomain, as Kubernetes takes a resource name's prefix: at most 253 characters. */
+#define SGX_DOMAIN_MAX 253
+/* The longest kind name ("provision"). */
+#define SGX_KIND_NAME_MAX 9
+/* The longest resource name, "<domain>/<kind>", and a buffer that holds it with its NUL. */
+#define SGX_RESOURCE_NAME_MAX (SGX_DOMAIN_MAX + 1 + SGX_KIND_NAME_MAX)
+#define SGX_RESOURCE_NAME_SIZE (SGX_RESOURCE_NAME_MAX + 1)
+/* The socket's file name: "sgxdevplugin-<kind>.sock". */
+#define SGX_SOCKET_PREFIX "sgxdevplugin-"
+#define SGX_SOCKET_SUFFIX ".sock"
+#define SGX_SOCKET_NAME_MAX (sizeof(SGX_SOCKET_PREFIX) - 1 + SGX_KIND_NAME_MAX + sizeof(SGX_SOCKET_SUFFIX) - 1)
+/* Device IDs are "<kind>-<n>", n in 0..slots-1 (decimal, no leading zeros). */
+#define SGX_ID_MAX (SGX_KIND_NAME_MAX + 1 + 10)
+
+/* Where a kind's slot count comes from. */
+enum sgx_slots {
+        SGX_SLOTS_MAX_PODS, /* --max-pods: slots are places for containers, not hardware */
+};
+
+struct sgx_resource_desc {
+        enum sgx_kind kind;
+        const char *name;        /* "dcap": resource suffix, ID prefix, socket name part */
+        const char *socket_name; /* "sgxdevplugin-dcap.sock" */
+        const char *help;        /* one line for usage and probe */
+        bool opt_in;             /* served only when asked for (--provision-resource) */
+        enum sgx_slots slots;
+        /* The devices this kind needs are present in |d|. */
+        bool (*present)(const struct discovery *d);
+};
+
+/* Which kinds a node serves (from the flags). */
+struct sgx_resource_options {
+        bool provision_resource; /* serve the opt-in D/provision too */
+};
+
+/* The table, indexed by kind. */
+extern const struct sgx_resource_desc sgx_resources[SGX_KIND_MAX];
+
+/* The row of |k|; NULL for a value outside the table. */
+const struct sgx_resource_desc *sgx_resource(enum sgx_kind k);
+
+/* "sgx", "dcap", "ias", "provision"; "unknown" outside the table. */
+const char *sgx_kind_name(enum sgx_kind k);
+
+/* The kind is served with |opt|. */
+bool sgx_kind_enabled(enum sgx_kind k, const struct sgx_resource_options *opt);
+
+/* The kind's devices are present in |d|. */
+bool sgx_kind_present(enum sgx_kind k, const struct discovery *d);
+
+/* The slots advertised for |k| while present, with |max_pods| from the flags. */
+unsigned sgx_kind_slots(enum sgx_kind k, unsigned max_pods);
+
+/* Writes "<domain>/<kind>" into |buf|. Returns 0, -ENAMETOOLONG (|size| too small), -EINVAL
+ * (a domain longer than SGX_DOMAIN_MAX or a kind outside the table). */
+int sgx_resource_name(const char *domain, enum sgx_kind k, char *buf, size_t size);
+
+/* Writes "<dir>/sgxdevplugin-<kind>.sock" into |buf|. Returns 0, -ENAMETOOLONG, -EINVAL. */
+int sgx_socket_path(const char *dir, enum sgx_kind k, char *buf, size_t size);
+
+/* Parses |id| as one of the IDs of |k| with |slots| slots; sets *ret_n (may be NULL). */
+bool sgx_parse_id(enum sgx_kind k, unsigned slots, const char *id, unsigned *ret_n);
