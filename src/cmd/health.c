@@ -28,7 +28,7 @@ struct health;
 /* One socket being checked. */
 struct check {
         struct health *health;         /* back pointer, borrowed */
-        char resource[256];            /* "sgx.k8s.io/dcap" */
+        char resource[SGX_RESOURCE_NAME_SIZE]; /* "sgx.k8s.io/dcap" */
         char path[PATH_MAX];           /* DIR/sgxdevplugin-dcap.sock */
         struct grpc_client_call *call; /* in flight, or NULL */
         uint64_t start_usec;           /* when the call started */
@@ -107,16 +107,17 @@ static void on_options_done(int err, enum grpc_status status, const char *messag
         finish(h, c);
 }
 
-/* Adds the check of resource |k| at DIR/sgxdevplugin-<kind>.sock. */
+/* Adds the check of resource |k| at its socket in --kubelet-dir. */
 static int add_check(struct health *h, const struct cli_options *opt, enum sgx_kind k) {
         struct check *c = &h->checks[h->n_checks];
-        const char *kind = sgx_kind_name(k);
+        int r;
 
-        if ((size_t) snprintf(c->resource, sizeof(c->resource), "%s/%s", opt->domain, kind) >=
-                    sizeof(c->resource) ||
-            (size_t) snprintf(c->path, sizeof(c->path), "%s/sgxdevplugin-%s.sock", opt->kubelet_dir,
-                              kind) >= sizeof(c->path))
-                return -ENAMETOOLONG;
+        r = sgx_resource_name(opt->domain, k, c->resource, sizeof(c->resource));
+        if (r < 0)
+                return r;
+        r = sgx_socket_path(opt->kubelet_dir, k, c->path, sizeof(c->path));
+        if (r < 0)
+                return r;
         h->n_checks++;
         return 0;
 }
@@ -151,8 +152,8 @@ static int check_all(FILE *out, const struct cli_options *opt) {
                 r = add_check(&h, opt, k);
                 if (r < 0)
                         return r;
-                /* the provisioning socket exists only with --provision-resource */
-                if (k == SGX_KIND_PROVISION && stat(h.checks[h.n_checks - 1].path, &st) < 0)
+                /* an opt-in kind's socket exists only when it was asked for */
+                if (sgx_resource(k)->opt_in && stat(h.checks[h.n_checks - 1].path, &st) < 0)
                         h.n_checks--;
         }
 

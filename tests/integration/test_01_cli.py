@@ -291,3 +291,52 @@ def test_01_15_log_level_filters(devtree, workdir):
         assert d.stop() == 0
     levels = {l.get("level") for l in d.lines()}
     assert levels <= {"warn", "error"}, "--log-level warn wrote %s lines" % levels
+
+
+# ---- the longest resource domain (issue #9: a 253-character domain passed the CLI and probe,
+# then the daemon exited with "File name too long"; health could not run) ----
+
+# A valid DNS subdomain of exactly 253 characters (labels of at most 63).
+LONGEST_DOMAIN = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+assert len(LONGEST_DOMAIN) == 253
+
+
+# 01_16: the daemon registers and lists every resource under a 253-character domain
+def test_01_16_longest_domain_daemon(node):
+    names = [res(k, LONGEST_DOMAIN) for k in sdp.KINDS]
+    nd = node("inkernel", ["--resource-domain", LONGEST_DOMAIN], resources=names)
+    for r in names[:2]:
+        nd.wait_devices(r, 110, 110)
+    assert not any(l.get("level") == "error" for l in nd.daemon.lines()), nd.daemon.tail(20)
+
+
+# 01_17: probe (text and JSON) names every resource under a 253-character domain
+def test_01_17_longest_domain_probe(devtree):
+    t = devtree("inkernel")
+    r = run_cli(["probe", "--dev-root", t.root, "--resource-domain", LONGEST_DOMAIN])
+    assert r.returncode == 0, r.stderr
+    for k in sdp.KINDS:
+        assert res(k, LONGEST_DOMAIN) in r.stdout, k
+    r = run_cli(["probe", "--json", "--dev-root", t.root, "--resource-domain", LONGEST_DOMAIN])
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    names = json.dumps(doc)
+    for k in sdp.KINDS:
+        assert res(k, LONGEST_DOMAIN) in names, k
+
+
+# 01_18: health checks every socket of a daemon serving a 253-character domain
+def test_01_18_longest_domain_health(node):
+    names = [res(k, LONGEST_DOMAIN) for k in sdp.KINDS]
+    nd = node("inkernel", ["--resource-domain", LONGEST_DOMAIN], resources=names)
+    r = run_cli(["health", "--kubelet-dir", nd.kdir, "--resource-domain", LONGEST_DOMAIN])
+    assert r.returncode == 0, r.stdout + r.stderr
+    for n in names:
+        assert "%s %s" % (n, nd.socket(n.rsplit("/", 1)[1])) in r.stdout, n
+    assert "ok" in r.stdout
+
+
+# 01_19: one character more is exit 2 naming the flag, for the daemon, probe and health
+@pytest.mark.parametrize("cmd", [[], ["probe"], ["health"]], ids=["daemon", "probe", "health"])
+def test_01_19_domain_one_too_long(cmd):
+    check_bad_flag(run_cli(cmd + ["--resource-domain", "x" + LONGEST_DOMAIN]), "--resource-domain")
