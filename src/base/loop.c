@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define LOOP_BATCH 64
 
 enum source_type {
@@ -83,9 +85,7 @@ struct loop *loop_free(struct loop *l) {
 }
 
 uint64_t loop_now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+        return monotonic_usec();
 }
 
 void loop_quit(struct loop *l, int code) {

@@ -6,40 +6,21 @@
  */
 #include "cli.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
-/* The longest socket name the daemon creates in --kubelet-dir. */
-#define CLI_LONGEST_SOCKET "sgxdevplugin-provision.sock"
+#include "resources.h"
+#include "text.h"
 
-enum flag_id {
-        FLAG_KUBELET_DIR,
-        FLAG_DEV_ROOT,
-        FLAG_MAX_PODS,
-        FLAG_RESOURCE_DOMAIN,
-        FLAG_NO_PROVISION,
-        FLAG_PROVISION_RESOURCE,
-        FLAG_AESMD_DIR,
-        FLAG_LOG_FORMAT,
-        FLAG_LOG_LEVEL,
-        FLAG_JSON,
-        FLAG_TIMEOUT,
-        FLAG_PROC_ROOT,
-        FLAG_SYS_ROOT,
-        FLAG_CPUID_FILE,
-        FLAG_LABEL_NODE,
-        FLAG_NODE_NAME,
-        FLAG_APISERVER,
-        FLAG_TOKEN_FILE,
-        FLAG_CA_FILE,
-        FLAG_API_TIMEOUT,
-        FLAG_LABEL_INTERVAL,
-        FLAG_HELP,
-        FLAG_VERSION,
-};
+/* The longest socket name the daemon creates in --kubelet-dir. */
+#define CLI_SOCKET_PATH_MAX (sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1)
 
 /* The commands a flag is valid with. */
 #define ON_RUN (1u << CLI_RUN)
@@ -47,50 +28,49 @@ enum flag_id {
 #define ON_HEALTH (1u << CLI_HEALTH)
 #define ON_ALL (ON_RUN | ON_PROBE | ON_HEALTH)
 
+/* The groups of flags in --help, in order. */
+enum section {
+        SECTION_OPTIONS,
+        SECTION_FACTS,
+        SECTION_LABELS,
+        SECTION_END,
+        SECTION_MAX,
+};
+
+static const char *const section_titles[SECTION_MAX] = {
+        [SECTION_OPTIONS] = "Options:",
+        [SECTION_FACTS] = "Capability facts (probe and daemon):",
+        [SECTION_LABELS] = "Node labels (daemon):",
+        [SECTION_END] = "",
+};
+
+struct flag;
+
+/*
+ * Applies flag |f| with value |v| (NULL for a switch) to |o|. Returns 0, or -EINVAL with one line
+ * naming the flag in |err|.
+ */
+typedef int (*flag_parse_fn)(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                             size_t errsz);
+
+/*
+ * One flag: how it is parsed, which field it sets and how --help shows it. The default, when the
+ * row has one, is applied by the row's own parser before argv is read, so the value --help shows
+ * is the value the daemon runs with.
+ */
 static const struct flag {
-        const char *name;
-        enum flag_id id;
-        bool has_value;
-        unsigned commands; /* ON_* */
-} flags[] = {
-        {"--kubelet-dir", FLAG_KUBELET_DIR, true, ON_ALL},
-        {"--dev-root", FLAG_DEV_ROOT, true, ON_RUN | ON_PROBE},
-        {"--max-pods", FLAG_MAX_PODS, true, ON_RUN | ON_PROBE},
-        {"--resource-domain", FLAG_RESOURCE_DOMAIN, true, ON_ALL},
-        {"--no-provision", FLAG_NO_PROVISION, false, ON_RUN | ON_PROBE},
-        {"--provision-resource", FLAG_PROVISION_RESOURCE, false, ON_RUN | ON_PROBE},
-        {"--aesmd-dir", FLAG_AESMD_DIR, true, ON_RUN | ON_PROBE},
-        {"--log-format", FLAG_LOG_FORMAT, true, ON_ALL},
-        {"--log-level", FLAG_LOG_LEVEL, true, ON_ALL},
-        {"--json", FLAG_JSON, false, ON_PROBE},
-        {"--timeout", FLAG_TIMEOUT, true, ON_HEALTH},
-        {"--proc-root", FLAG_PROC_ROOT, true, ON_RUN | ON_PROBE},
-        {"--sys-root", FLAG_SYS_ROOT, true, ON_RUN | ON_PROBE},
-        {"--cpuid-file", FLAG_CPUID_FILE, true, ON_RUN | ON_PROBE},
-        {"--label-node", FLAG_LABEL_NODE, false, ON_RUN},
-        {"--node-name", FLAG_NODE_NAME, true, ON_RUN},
-        {"--apiserver", FLAG_APISERVER, true, ON_RUN},
-        {"--token-file", FLAG_TOKEN_FILE, true, ON_RUN},
-        {"--ca-file", FLAG_CA_FILE, true, ON_RUN},
-        {"--api-timeout", FLAG_API_TIMEOUT, true, ON_RUN},
-        {"--label-interval", FLAG_LABEL_INTERVAL, true, ON_RUN},
-        {"--help", FLAG_HELP, false, ON_ALL},
-        {"-h", FLAG_HELP, false, ON_ALL},
-        {"--version", FLAG_VERSION, false, ON_ALL},
-};
-
-static const char *const sub_commands[] = {
-        [CLI_PROBE] = "probe",
-        [CLI_HEALTH] = "health",
-};
-
-/* The sub-command named |s|, or CLI_RUN when |s| names none. */
-static enum cli_command sub_command_from_string(const char *s) {
-        for (size_t i = 0; i < sizeof(sub_commands) / sizeof(sub_commands[0]); i++)
-                if (sub_commands[i] && strcmp(sub_commands[i], s) == 0)
-                        return (enum cli_command) i;
-        return CLI_RUN;
-}
+        const char *name;      /* "--max-pods" */
+        const char *alias;     /* "-h", or NULL */
+        const char *metavar;   /* "N" for a flag with a value, NULL for a switch */
+        unsigned commands;     /* ON_*: where the flag means something */
+        enum section section;  /* where --help lists it */
+        flag_parse_fn parse;   /* sets the field */
+        size_t offset;         /* the field of struct cli_options it sets */
+        uint64_t min, max;     /* numbers: the range (seconds flags: in milliseconds) */
+        const char *help;      /* one line for --help */
+        const char *deflt;     /* the default as a value the parser takes, or NULL */
+        const char *deflt_doc; /* the default in words, when |deflt| is NULL */
+} flags[];
 
 static int fail(char *err, size_t errsz, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -106,73 +86,87 @@ static int fail(char *err, size_t errsz, const char *fmt, ...) {
                 va_start(ap, fmt);
                 vsnprintf(err, errsz, fmt, ap);
                 va_end(ap);
-                for (char *c = err; *c; c++)
-                        if ((unsigned char) *c < 0x20 || *c == 0x7f)
-                                *c = '?';
+                text_make_printable(err);
         }
         return -EINVAL;
 }
 
-static const struct flag *find_flag(const char *name, size_t len) {
-        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-                if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
-                        return &flags[i];
-        return NULL;
+#define FIELD(o, f, type) ((type *) (void *) ((char *) (o) + (f)->offset))
+
+static int parse_string(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                        size_t errsz) {
+        *FIELD(o, f, const char *) = v;
+        return 0;
 }
 
-/* Digits only, 1..CLI_MAX_MAX_PODS, no sign, no space, no overflow. */
-static int parse_max_pods(const char *s, unsigned *ret) {
-        unsigned long v = 0;
+static int parse_on(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                    size_t errsz) {
+        *FIELD(o, f, bool) = true;
+        return 0;
+}
 
-        if (*s == '\0')
-                return -EINVAL;
-        for (const char *p = s; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return -EINVAL;
-                v = v * 10 + (unsigned long) (*p - '0');
-                if (v > CLI_MAX_MAX_PODS)
-                        return -ERANGE;
-        }
-        if (v < 1)
-                return -ERANGE;
-        *ret = (unsigned) v;
+static int parse_off(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                     size_t errsz) {
+        *FIELD(o, f, bool) = false;
+        return 0;
+}
+
+static int parse_command(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                         size_t errsz) {
+        *FIELD(o, f, enum cli_command) = f->min == CLI_HELP ? CLI_HELP : CLI_VERSION;
+        return 0;
+}
+
+/* Digits only, f->min..f->max, no sign, no space, no overflow. */
+static int parse_count(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                       size_t errsz) {
+        uint64_t n;
+
+        if (text_parse_u64(v, f->max, &n) < 0 || n < f->min)
+                return fail(err, errsz, "%s: expected a whole number from %" PRIu64 " to %" PRIu64
+                            ", got '%s'", f->name, f->min, f->max, v);
+        *FIELD(o, f, unsigned) = (unsigned) n;
         return 0;
 }
 
 /*
- * Seconds as digits with at most three decimals ("5", "0.5", "2.125"), 0.001..3600, into
- * milliseconds.
+ * Seconds as digits with at most three decimals ("5", "0.5", "2.125") into milliseconds.
+ * Returns 0, -EINVAL, -ERANGE (outside |min_ms|..|max_ms|).
  */
-static int parse_timeout(const char *s, unsigned *ret) {
-        unsigned long ms = 0;
-        const char *p = s;
-        unsigned decimals = 0;
+static int seconds_to_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *ret_ms) {
+        uint64_t whole, frac = 0;
+        size_t len = strlen(s);
+        int n, m = 0;
 
-        if (*p < '0' || *p > '9')
-                return -EINVAL;
-        for (; *p >= '0' && *p <= '9'; p++) {
-                ms = ms * 10 + (unsigned long) (*p - '0');
-                if (ms > CLI_MAX_HEALTH_TIMEOUT_MS / 1000)
-                        return -ERANGE;
-        }
-        ms *= 1000;
-        if (*p == '.') {
-                unsigned long scale = 100;
-
-                for (p++; *p >= '0' && *p <= '9'; p++, decimals++) {
-                        if (decimals == 3)
-                                return -EINVAL;
-                        ms += (unsigned long) (*p - '0') * scale;
-                        scale /= 10;
-                }
-                if (decimals == 0)
-                        return -EINVAL;
-        }
-        if (*p != '\0')
-                return -EINVAL;
-        if (ms < 1 || ms > CLI_MAX_HEALTH_TIMEOUT_MS)
+        n = text_digits(s, len, max_ms / 1000, &whole);
+        if (n == -ERANGE)
                 return -ERANGE;
-        *ret = (unsigned) ms;
+        if (n < 0)
+                return -EINVAL;
+        if (s[n] == '.') {
+                m = text_digits(s + n + 1, len - (size_t) n - 1, 999, &frac);
+                if (m < 0 || m > 3)
+                        return -EINVAL;
+                for (int i = m; i < 3; i++)
+                        frac *= 10;
+                m++;
+        }
+        if (s[n + m] != '\0')
+                return -EINVAL;
+        if (whole * 1000 + frac < min_ms || whole * 1000 + frac > max_ms)
+                return -ERANGE;
+        *ret_ms = whole * 1000 + frac;
+        return 0;
+}
+
+static int parse_seconds(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                         size_t errsz) {
+        uint64_t ms;
+
+        if (seconds_to_ms(v, f->min, f->max, &ms) < 0)
+                return fail(err, errsz, "%s: expected seconds from 0.001 to %" PRIu64
+                            ", such as 10 or 0.5, got '%s'", f->name, f->max / 1000, v);
+        *FIELD(o, f, unsigned) = (unsigned) ms;
         return 0;
 }
 
@@ -188,7 +182,7 @@ static bool is_lower_alnum(char c) {
 static const char *check_domain(const char *s) {
         size_t len = strlen(s), label = 0;
 
-        if (len > 253)
+        if (len > SGX_DOMAIN_MAX)
                 return "longer than 253 characters";
         for (size_t i = 0; i <= len; i++) {
                 char c = s[i];
@@ -214,158 +208,161 @@ static const char *check_domain(const char *s) {
         return NULL;
 }
 
-static void set_defaults(struct cli_options *o) {
-        *o = (struct cli_options){
-                .command = CLI_RUN,
-                .kubelet_dir = CLI_DEFAULT_KUBELET_DIR,
-                .dev_root = CLI_DEFAULT_DEV_ROOT,
-                .max_pods = CLI_DEFAULT_MAX_PODS,
-                .domain = CLI_DEFAULT_DOMAIN,
-                .provision = true,
-                .provision_resource = false,
-                .aesmd_dir = NULL,
-                .log_format = LOG_FORMAT_TEXT,
-                .log_level = LOG_LEVEL_INFO,
-                .json = false,
-                .health_timeout_ms = CLI_DEFAULT_HEALTH_TIMEOUT_MS,
-                .proc_root = CLI_DEFAULT_PROC_ROOT,
-                .sys_root = CLI_DEFAULT_SYS_ROOT,
-                .cpuid_file = NULL,
-                .label_node = false,
-                .node_name = NULL,
-                .apiserver = NULL,
-                .token_file = NULL,
-                .ca_file = NULL,
-                .api_timeout_ms = CLI_DEFAULT_API_TIMEOUT_MS,
-                .label_interval_ms = CLI_DEFAULT_LABEL_INTERVAL_MS,
-        };
+static int parse_domain(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                        size_t errsz) {
+        const char *why = check_domain(v);
+
+        if (why)
+                return fail(err, errsz, "%s: expected a DNS subdomain such as %s (%s), got '%s'",
+                            f->name, CLI_DEFAULT_DOMAIN, why, v);
+        return parse_string(f, v, o, err, errsz);
 }
 
-/* Applies one flag with its value (NULL for a flag without one) to |o|. */
-static int apply(struct cli_options *o, const struct flag *f, const char *v, char *err,
-                 size_t errsz) {
-        size_t len;
-        int r;
+static int parse_node_name(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                           size_t errsz) {
+        const char *why = check_domain(v);
 
-        if (f->has_value && v[0] == '\0')
-                return fail(err, errsz, "%s: empty value", f->name);
+        if (why)
+                return fail(err, errsz, "%s: expected a node name (a DNS subdomain: %s), got '%s'",
+                            f->name, why, v);
+        return parse_string(f, v, o, err, errsz);
+}
 
-        switch (f->id) {
-        case FLAG_KUBELET_DIR:
-                len = strlen(v) + 1 + strlen(CLI_LONGEST_SOCKET);
-                if (len >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
-                        return fail(err, errsz,
-                                    "%s: too long for a unix socket: DIR/%s would be %zu bytes, "
-                                    "at most %zu fit, got '%s'",
-                                    f->name, CLI_LONGEST_SOCKET, len,
-                                    sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1, v);
-                o->kubelet_dir = v;
-                break;
-        case FLAG_DEV_ROOT:
-                o->dev_root = v;
-                break;
-        case FLAG_MAX_PODS:
-                if (parse_max_pods(v, &o->max_pods) < 0)
-                        return fail(err, errsz,
-                                    "%s: expected a whole number from 1 to %u, got '%s'", f->name,
-                                    CLI_MAX_MAX_PODS, v);
-                break;
-        case FLAG_RESOURCE_DOMAIN: {
-                const char *why = check_domain(v);
+/* A directory the daemon binds its sockets in: the longest socket path must fit sun_path. */
+static int parse_socket_dir(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                            size_t errsz) {
+        size_t len = strlen(v) + 1 + SGX_SOCKET_NAME_MAX;
 
-                if (why)
-                        return fail(err, errsz,
-                                    "%s: expected a DNS subdomain such as %s (%s), got '%s'",
-                                    f->name, CLI_DEFAULT_DOMAIN, why, v);
-                o->domain = v;
-                break;
-        }
-        case FLAG_NO_PROVISION:
-                o->provision = false;
-                break;
-        case FLAG_PROVISION_RESOURCE:
-                o->provision_resource = true;
-                break;
-        case FLAG_AESMD_DIR:
-                if (v[0] != '/')
-                        return fail(err, errsz, "%s: expected an absolute path, got '%s'", f->name,
-                                    v);
-                o->aesmd_dir = v;
-                break;
-        case FLAG_LOG_FORMAT:
-                r = log_format_from_string(v, &o->log_format);
-                if (r < 0)
-                        return fail(err, errsz, "%s: expected text or json, got '%s'", f->name, v);
-                break;
-        case FLAG_LOG_LEVEL:
-                r = log_level_from_string(v, &o->log_level);
-                if (r < 0)
-                        return fail(err, errsz, "%s: expected error, warn, info or debug, got '%s'",
-                                    f->name, v);
-                break;
-        case FLAG_JSON:
-                o->json = true;
-                break;
-        case FLAG_TIMEOUT:
-                if (parse_timeout(v, &o->health_timeout_ms) < 0)
-                        return fail(err, errsz,
-                                    "%s: expected seconds from 0.001 to %u, such as 5 or 0.5, "
-                                    "got '%s'",
-                                    f->name, CLI_MAX_HEALTH_TIMEOUT_MS / 1000, v);
-                break;
-        case FLAG_PROC_ROOT:
-                o->proc_root = v;
-                break;
-        case FLAG_SYS_ROOT:
-                o->sys_root = v;
-                break;
-        case FLAG_CPUID_FILE:
-                o->cpuid_file = v;
-                break;
-        case FLAG_LABEL_NODE:
-                o->label_node = true;
-                break;
-        case FLAG_NODE_NAME: {
-                const char *why = check_domain(v);
+        if (len > CLI_SOCKET_PATH_MAX)
+                return fail(err, errsz, "%s: too long for a unix socket: DIR/%s would be %zu bytes, at most %zu fit, got '%s'",
+                            f->name, sgx_longest_socket_name(), len, CLI_SOCKET_PATH_MAX, v);
+        return parse_string(f, v, o, err, errsz);
+}
 
-                if (why)
-                        return fail(err, errsz,
-                                    "%s: expected a node name (a DNS subdomain: %s), got '%s'",
-                                    f->name, why, v);
-                o->node_name = v;
-                break;
-        }
-        case FLAG_APISERVER:
-                if (strncmp(v, "https://", 8) != 0 || v[8] == '\0' || v[8] == '/')
-                        return fail(err, errsz,
-                                    "%s: expected https://HOST[:PORT] (TLS is always on), got "
-                                    "'%s'",
-                                    f->name, v);
-                o->apiserver = v;
-                break;
-        case FLAG_TOKEN_FILE:
-                o->token_file = v;
-                break;
-        case FLAG_CA_FILE:
-                o->ca_file = v;
-                break;
-        case FLAG_API_TIMEOUT:
-        case FLAG_LABEL_INTERVAL:
-                if (parse_timeout(v, f->id == FLAG_API_TIMEOUT ? &o->api_timeout_ms
-                                                               : &o->label_interval_ms) < 0)
-                        return fail(err, errsz,
-                                    "%s: expected seconds from 0.001 to %u, such as 10 or 0.5, "
-                                    "got '%s'",
-                                    f->name, CLI_MAX_HEALTH_TIMEOUT_MS / 1000, v);
-                break;
-        case FLAG_HELP:
-                o->command = CLI_HELP;
-                break;
-        case FLAG_VERSION:
-                o->command = CLI_VERSION;
-                break;
-        }
+static int parse_abs_path(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                          size_t errsz) {
+        if (v[0] != '/')
+                return fail(err, errsz, "%s: expected an absolute path, got '%s'", f->name, v);
+        return parse_string(f, v, o, err, errsz);
+}
+
+static int parse_log_format(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                            size_t errsz) {
+        if (log_format_from_string(v, FIELD(o, f, enum log_format)) < 0)
+                return fail(err, errsz, "%s: expected text or json, got '%s'", f->name, v);
         return 0;
+}
+
+static int parse_log_level(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                           size_t errsz) {
+        if (log_level_from_string(v, FIELD(o, f, enum log_level)) < 0)
+                return fail(err, errsz, "%s: expected error, warn, info or debug, got '%s'",
+                            f->name, v);
+        return 0;
+}
+
+static int parse_apiserver(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                           size_t errsz) {
+        if (strncmp(v, "https://", 8) != 0 || v[8] == '\0' || v[8] == '/')
+                return fail(err, errsz, "%s: expected https://HOST[:PORT] (TLS is always on), got '%s'",
+                            f->name, v);
+        return parse_string(f, v, o, err, errsz);
+}
+
+#define OFF(field) offsetof(struct cli_options, field)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const struct flag flags[] = {
+        {"--kubelet-dir", NULL, "DIR", ON_ALL, SECTION_OPTIONS, parse_socket_dir, OFF(kubelet_dir), 0, 0,
+         "the kubelet's device-plugin socket directory", CLI_DEFAULT_KUBELET_DIR, NULL},
+        {"--dev-root", NULL, "DIR", ON_RUN | ON_PROBE, SECTION_OPTIONS, parse_string, OFF(dev_root), 0, 0,
+         "where the host's /dev is visible", CLI_DEFAULT_DEV_ROOT, NULL},
+        {"--max-pods", NULL, "N", ON_RUN | ON_PROBE, SECTION_OPTIONS, parse_count, OFF(max_pods), 1, CLI_MAX_MAX_PODS,
+         "slots advertised per resource, 1.." STR(CLI_MAX_MAX_PODS), STR(CLI_DEFAULT_MAX_PODS), NULL},
+        {"--resource-domain", NULL, "D", ON_ALL, SECTION_OPTIONS, parse_domain, OFF(domain), 0, 0,
+         "resources are D/sgx, D/dcap, D/ias, D/provision", CLI_DEFAULT_DOMAIN, NULL},
+        {"--no-provision", NULL, NULL, ON_RUN | ON_PROBE, SECTION_OPTIONS, parse_off, OFF(provision), 0, 0,
+         "do not map the provisioning device with the DCAP enclave", NULL, "mapped"},
+        {"--provision-resource", NULL, NULL, ON_RUN | ON_PROBE, SECTION_OPTIONS, parse_on, OFF(provision_resource), 0, 0,
+         "also register D/provision, the provisioning device alone", NULL, "off"},
+        {"--aesmd-dir", NULL, "DIR", ON_RUN | ON_PROBE, SECTION_OPTIONS, parse_abs_path, OFF(aesmd_dir), 0, 0,
+         "absolute host directory (the AESM socket) mounted at the same path into SGX containers", NULL, "none"},
+        {"--log-format", NULL, "FORMAT", ON_ALL, SECTION_OPTIONS, parse_log_format, OFF(log_format), 0, 0,
+         "text or json", "text", NULL},
+        {"--log-level", NULL, "LEVEL", ON_ALL, SECTION_OPTIONS, parse_log_level, OFF(log_level), 0, 0,
+         "error, warn, info or debug", "info", NULL},
+        {"--json", NULL, NULL, ON_PROBE, SECTION_OPTIONS, parse_on, OFF(json), 0, 0,
+         "probe only: print one JSON document", NULL, "text"},
+        {"--timeout", NULL, "SECONDS", ON_HEALTH, SECTION_OPTIONS, parse_seconds, OFF(health_timeout_ms), 1, CLI_MAX_TIMEOUT_MS,
+         "health only: how long each socket may take, 0.001..3600", STR(CLI_DEFAULT_HEALTH_TIMEOUT_S), NULL},
+
+        {"--proc-root", NULL, "DIR", ON_RUN | ON_PROBE, SECTION_FACTS, parse_string, OFF(proc_root), 0, 0,
+         "where the host's /proc is visible", CLI_DEFAULT_PROC_ROOT, NULL},
+        {"--sys-root", NULL, "DIR", ON_RUN | ON_PROBE, SECTION_FACTS, parse_string, OFF(sys_root), 0, 0,
+         "where the host's /sys is visible", CLI_DEFAULT_SYS_ROOT, NULL},
+        {"--cpuid-file", NULL, "FILE", ON_RUN | ON_PROBE, SECTION_FACTS, parse_string, OFF(cpuid_file), 0, 0,
+         "read CPUID from a recorded dump, lines of \"LEAF SUBLEAF EAX EBX ECX EDX\" in hex", NULL, "this CPU"},
+
+        {"--label-node", NULL, NULL, ON_RUN, SECTION_LABELS, parse_on, OFF(label_node), 0, 0,
+         "label this node through the Kubernetes API", NULL, "off"},
+        {"--node-name", NULL, "NAME", ON_RUN, SECTION_LABELS, parse_node_name, OFF(node_name), 0, 0,
+         "the node to label", NULL, "$NODE_NAME"},
+        {"--apiserver", NULL, "URL", ON_RUN, SECTION_LABELS, parse_apiserver, OFF(apiserver), 0, 0,
+         "https://HOST[:PORT]", NULL, "in-cluster, from $KUBERNETES_SERVICE_HOST and _PORT"},
+        {"--token-file", NULL, "FILE", ON_RUN, SECTION_LABELS, parse_string, OFF(token_file), 0, 0,
+         "bearer token, re-read for every request", NULL, "the service account's"},
+        {"--ca-file", NULL, "FILE", ON_RUN, SECTION_LABELS, parse_string, OFF(ca_file), 0, 0,
+         "CA bundle the API server's certificate must chain to", NULL, "the service account's ca.crt"},
+        {"--api-timeout", NULL, "SECONDS", ON_RUN, SECTION_LABELS, parse_seconds, OFF(api_timeout_ms), 1, CLI_MAX_TIMEOUT_MS,
+         "how long one API request may take", STR(CLI_DEFAULT_API_TIMEOUT_S), NULL},
+        {"--label-interval", NULL, "SECONDS", ON_RUN, SECTION_LABELS, parse_seconds, OFF(label_interval_ms), 1, CLI_MAX_TIMEOUT_MS,
+         "re-assert the labels this often", STR(CLI_DEFAULT_LABEL_INTERVAL_S), NULL},
+
+        {"--help", "-h", NULL, ON_ALL, SECTION_END, parse_command, OFF(command), CLI_HELP, 0,
+         "print this help and exit", NULL, NULL},
+        {"--version", NULL, NULL, ON_ALL, SECTION_END, parse_command, OFF(command), CLI_VERSION, 0,
+         "print the version and exit", NULL, NULL},
+};
+
+#define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static const char *const sub_commands[] = {
+        [CLI_PROBE] = "probe",
+        [CLI_HEALTH] = "health",
+};
+
+/* The sub-command named |s|, or CLI_RUN when |s| names none. */
+static enum cli_command sub_command_from_string(const char *s) {
+        for (size_t i = 0; i < sizeof(sub_commands) / sizeof(sub_commands[0]); i++)
+                if (sub_commands[i] && strcmp(sub_commands[i], s) == 0)
+                        return (enum cli_command) i;
+        return CLI_RUN;
+}
+
+static const struct flag *find_flag(const char *name, size_t len) {
+        for (size_t i = 0; i < N_FLAGS; i++) {
+                const struct flag *f = &flags[i];
+
+                if ((strlen(f->name) == len && strncmp(f->name, name, len) == 0) ||
+                    (f->alias && strlen(f->alias) == len && strncmp(f->alias, name, len) == 0))
+                        return f;
+        }
+        return NULL;
+}
+
+/* Every row's default, through the row's own parser; then the fields without a row. */
+static void set_defaults(struct cli_options *o) {
+        *o = (struct cli_options){.command = CLI_RUN, .provision = true};
+        for (size_t i = 0; i < N_FLAGS; i++) {
+                int r;
+
+                if (!flags[i].deflt)
+                        continue;
+                r = flags[i].parse(&flags[i], flags[i].deflt, o, NULL, 0);
+                assert(r == 0); /* a default its own parser refuses is a bug in the table */
+                (void) r;
+        }
 }
 
 /* Why flag |f| is refused with |command|: one sub-command of its own, or not this one. */
@@ -425,7 +422,7 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                 if (!(f->commands & (1u << command)))
                         return fail_wrong_command(f, command, err, errsz);
 
-                if (!f->has_value) {
+                if (!f->metavar) {
                         if (eq)
                                 return fail(err, errsz, "%s: takes no value, got '%s'", f->name,
                                             eq + 1);
@@ -438,7 +435,9 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                         v = argv[++i];
                 }
 
-                r = apply(&o, f, v, err, errsz);
+                if (f->metavar && v[0] == '\0')
+                        return fail(err, errsz, "%s: empty value", f->name);
+                r = f->parse(f, v, &o, err, errsz);
                 if (r < 0)
                         return r;
                 /* --help and --version win over whatever follows */
@@ -468,77 +467,69 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
         return 0;
 }
 
+/* Writes |text| from column |col| on, wrapped at USAGE_WIDTH with continuation lines at |indent|. */
+#define USAGE_WIDTH 100
+#define USAGE_INDENT 27
+
+static void put_wrapped(FILE *out, const char *text, size_t col, size_t indent) {
+        const char *p = text;
+
+        while (*p) {
+                const char *end = p, *brk = NULL;
+
+                /* the longest run of whole words that fits */
+                while (*end && col + (size_t) (end - p) < USAGE_WIDTH) {
+                        if (*end == ' ')
+                                brk = end;
+                        end++;
+                }
+                if (!*end)
+                        brk = end;
+                else if (!brk)
+                        brk = strchr(p, ' ') ? strchr(p, ' ') : p + strlen(p);
+                fprintf(out, "%.*s\n", (int) (brk - p), p);
+                p = *brk ? brk + 1 : brk;
+                if (*p)
+                        fprintf(out, "%*s", (int) indent, "");
+                col = indent;
+        }
+}
+
+/* One flag's line(s): "  --max-pods N             slots ... (default: 110)". */
+static void usage_flag(FILE *out, const struct flag *f) {
+        char head[64], line[512];
+        int n;
+
+        snprintf(head, sizeof(head), "%s%s%s%s%s", f->alias ? f->alias : "", f->alias ? ", " : "",
+                 f->name, f->metavar ? " " : "", f->metavar ? f->metavar : "");
+        n = fprintf(out, "  %-24s ", head);
+        if (f->deflt || f->deflt_doc)
+                snprintf(line, sizeof(line), "%s (default: %s)", f->help,
+                         f->deflt ? f->deflt : f->deflt_doc);
+        else
+                snprintf(line, sizeof(line), "%s", f->help);
+        put_wrapped(out, line, n > 0 ? (size_t) n : 0, USAGE_INDENT);
+}
+
 void cli_usage(FILE *f) {
-        fprintf(f,
-                "Usage: sgxdevplugin [options]          run the device plugin daemon\n"
-                "       sgxdevplugin probe [options]    print the SGX devices found and what "
-                "would be\n"
-                "                                       advertised, then exit\n"
-                "       sgxdevplugin health [options]   ask the running daemon's sockets for "
-                "their\n"
-                "                                       options; exit 0 when all answer, else 1 "
-                "(a\n"
-                "                                       liveness probe)\n"
-                "\n"
-                "A Kubernetes device plugin for Intel SGX: registers D/sgx, D/dcap and D/ias\n"
-                "(and D/provision) with the kubelet and maps the SGX device nodes into "
-                "containers.\n"
-                "\n"
-                "Options:\n"
-                "  --kubelet-dir DIR        the kubelet's device-plugin socket directory\n"
-                "                           (default: %s)\n"
-                "  --dev-root DIR           where the host's /dev is visible (default: %s)\n"
-                "  --max-pods N             slots advertised per resource, 1..%u (default: %u)\n"
-                "  --resource-domain D      resources are D/sgx, D/dcap, D/ias, D/provision\n"
-                "                           (default: %s)\n"
-                "  --no-provision           do not map the provisioning device with the DCAP "
-                "enclave\n"
-                "                           (default: mapped)\n"
-                "  --provision-resource     also register D/provision, the provisioning device "
-                "alone\n"
-                "                           (default: off)\n"
-                "  --aesmd-dir DIR          absolute host directory (the AESM socket) mounted at "
-                "the\n"
-                "                           same path into SGX containers (default: none)\n"
-                "  --log-format FORMAT      text or json (default: text)\n"
-                "  --log-level LEVEL        error, warn, info or debug (default: info)\n"
-                "  --json                   probe only: print one JSON document (default: "
-                "text)\n"
-                "  --timeout SECONDS        health only: how long each socket may take to "
-                "answer,\n"
-                "                           0.001..%u (default: %u)\n"
-                "\n"
-                "Capability facts (probe and daemon):\n"
-                "  --proc-root DIR          where the host's /proc is visible (default: %s)\n"
-                "  --sys-root DIR           where the host's /sys is visible (default: %s)\n"
-                "  --cpuid-file FILE        read CPUID from a recorded dump, lines of\n"
-                "                           \"LEAF SUBLEAF EAX EBX ECX EDX\" in hex (default: "
-                "this CPU)\n"
-                "\n"
-                "Node labels (daemon):\n"
-                "  --label-node             label this node through the Kubernetes API "
-                "(default: off)\n"
-                "  --node-name NAME         the node to label (default: $NODE_NAME)\n"
-                "  --apiserver URL          https://HOST[:PORT] (default: in-cluster, from\n"
-                "                           $KUBERNETES_SERVICE_HOST and _PORT)\n"
-                "  --token-file FILE        bearer token, re-read for every request (default: "
-                "the\n"
-                "                           service account's)\n"
-                "  --ca-file FILE           CA bundle the API server's certificate must chain "
-                "to\n"
-                "                           (default: the service account's ca.crt)\n"
-                "  --api-timeout SECONDS    how long one API request may take (default: %u)\n"
-                "  --label-interval SECONDS re-assert the labels this often (default: %u)\n"
-                "\n"
-                "  -h, --help               print this help and exit\n"
-                "  --version                print the version and exit\n"
-                "\n"
-                "health takes --kubelet-dir, --resource-domain, --timeout and the log "
-                "flags.\n"
-                "Values go as \"--flag value\" or \"--flag=value\".\n",
-                CLI_DEFAULT_KUBELET_DIR, CLI_DEFAULT_DEV_ROOT, CLI_MAX_MAX_PODS,
-                CLI_DEFAULT_MAX_PODS, CLI_DEFAULT_DOMAIN, CLI_MAX_HEALTH_TIMEOUT_MS / 1000,
-                CLI_DEFAULT_HEALTH_TIMEOUT_MS / 1000, CLI_DEFAULT_PROC_ROOT,
-                CLI_DEFAULT_SYS_ROOT, CLI_DEFAULT_API_TIMEOUT_MS / 1000,
-                CLI_DEFAULT_LABEL_INTERVAL_MS / 1000);
+        fputs("Usage: sgxdevplugin [options]          run the device plugin daemon\n", f);
+        fputs("       sgxdevplugin probe [options]    print the SGX devices found and what would be\n", f);
+        fputs("                                       advertised, then exit\n", f);
+        fputs("       sgxdevplugin health [options]   ask the running daemon's sockets for their options;\n", f);
+        fputs("                                       exit 0 when all answer, else 1 (a liveness probe)\n", f);
+        fputs("\n", f);
+        fputs("A Kubernetes device plugin for Intel SGX: registers D/sgx, D/dcap and D/ias (and D/provision) with\n", f);
+        fputs("the kubelet and maps the SGX device nodes into containers.\n", f);
+        for (enum section sec = 0; sec < SECTION_MAX; sec++) {
+                fprintf(f, "\n%s%s", section_titles[sec], section_titles[sec][0] ? "\n" : "");
+                for (size_t i = 0; i < N_FLAGS; i++)
+                        if (flags[i].section == sec)
+                                usage_flag(f, &flags[i]);
+        }
+        fputs("\nhealth takes", f);
+        for (size_t i = 0, n = 0; i < N_FLAGS; i++)
+                if ((flags[i].commands & ON_HEALTH) && flags[i].parse != parse_command)
+                        fprintf(f, "%s %s", n++ ? "," : "", flags[i].name);
+        fputs(".\n", f);
+        fputs("Values go as \"--flag value\" or \"--flag=value\".\n", f);
 }

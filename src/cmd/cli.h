@@ -10,17 +10,18 @@
 
 #include "log.h"
 
+/* Defaults and bounds. Numbers are plain decimal literals: --help shows them as written. */
 #define CLI_DEFAULT_KUBELET_DIR "/var/lib/kubelet/device-plugins"
 #define CLI_DEFAULT_DEV_ROOT "/dev"
-#define CLI_DEFAULT_MAX_PODS 110u
-#define CLI_MAX_MAX_PODS 100000u
+#define CLI_DEFAULT_MAX_PODS 110
+#define CLI_MAX_MAX_PODS 100000
 #define CLI_DEFAULT_DOMAIN "sgx.k8s.io"
-#define CLI_DEFAULT_HEALTH_TIMEOUT_MS 5000u
-#define CLI_MAX_HEALTH_TIMEOUT_MS 3600000u
+#define CLI_DEFAULT_HEALTH_TIMEOUT_S 5
+#define CLI_MAX_TIMEOUT_MS 3600000 /* every seconds flag: at most an hour */
 #define CLI_DEFAULT_PROC_ROOT "/proc"
 #define CLI_DEFAULT_SYS_ROOT "/sys"
-#define CLI_DEFAULT_API_TIMEOUT_MS 10000u
-#define CLI_DEFAULT_LABEL_INTERVAL_MS 600000u /* re-assert the labels every 10 minutes */
+#define CLI_DEFAULT_API_TIMEOUT_S 10
+#define CLI_DEFAULT_LABEL_INTERVAL_S 600 /* re-assert the labels every 10 minutes */
 
 enum cli_command {
         CLI_RUN,     /* the daemon */

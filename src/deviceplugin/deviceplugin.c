@@ -27,6 +27,7 @@
 #include "grpc_server.h"
 #include "log.h"
 #include "loop.h"
+#include "text.h"
 
 #define HEALTHY "Healthy"
 #define UNHEALTHY "Unhealthy"
@@ -55,15 +56,16 @@ static void resource_or_kind(const struct dp_config *cfg, enum sgx_kind k, char 
                 (void) snprintf(buf, size, "%s", sgx_kind_name(k));
 }
 
-/* Copies an untrusted ID for a message: printable ASCII only, at most 40 characters. */
+/* Copies an untrusted ID for a quoted message: printable ASCII only, at most 40 characters. */
 static void sanitize(const char *s, char *buf, size_t size) {
-        size_t i, max = size - 4; /* room for "..." and NUL */
+        size_t n = strnlen(s, 41), w;
 
-        for (i = 0; s[i] && i < max && i < 40; i++)
-                buf[i] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
-        buf[i] = '\0';
-        if (s[i])
-                memcpy(buf + i, "...", 4);
+        w = text_printable(s, n > 40 ? 40 : n, buf, size > 4 ? size - 3 : size);
+        if (n > 40 && size > 4)
+                memcpy(buf + w, "...", 4);
+        for (char *c = buf; *c; c++)
+                if (*c == '"')
+                        *c = '?';
 }
 
 /* A response buffer: malloc(0) may be NULL, so an empty message still gets one byte. */

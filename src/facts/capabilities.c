@@ -28,7 +28,9 @@
 #endif
 
 #include "discovery.h"
+#include "fileio.h"
 #include "log.h"
+#include "text.h"
 
 /* CPUID bits (Intel SDM Vol. 2A, CPUID; Vol. 3D, chapter "Enumeration of Intel SGX") */
 #define CPUID1_ECX_HYPERVISOR (1u << 31)
@@ -90,19 +92,6 @@ static bool is_blank(char c) {
         return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* |s| (|n| bytes) as at most 24 printable characters, for an error line. */
-static void printable(const char *s, size_t n, char *buf, size_t size) {
-        size_t j = 0;
-
-        for (size_t i = 0; i < n && j + 4 < size && i < 24; i++)
-                buf[j++] = isprint((unsigned char) s[i]) ? s[i] : '?';
-        if (n > 24 && j + 4 < size) {
-                memcpy(buf + j, "...", 3);
-                j += 3;
-        }
-        buf[j] = '\0';
-}
-
 /* One hex number of at most 32 bits ("0x" optional). Returns 0 or -EINVAL. */
 static int parse_hex32(const char *s, size_t n, uint32_t *ret) {
         uint64_t v = 0;
@@ -153,7 +142,7 @@ static int parse_line(const char *line, size_t len, unsigned lineno, struct cpui
                         continue;
                 }
                 if (parse_hex32(line + start, i - start, &v[ntok]) < 0) {
-                        printable(line + start, i - start, shown, sizeof(shown));
+                        text_printable(line + start, i - start, shown, sizeof(shown));
                         snprintf(err, errsz, "line %u: \"%s\" is not a 32-bit hex number", lineno,
                                  shown);
                         return -EINVAL;
@@ -234,51 +223,6 @@ out_free:
         return r;
 }
 
-/*
- * Reads at most |max| bytes of |path| into a NUL-terminated buffer (caller frees). Sets
- * *truncated when the file is longer. Returns 0 or -errno.
- */
-static int read_bounded(const char *path, size_t max, char **ret, size_t *ret_len,
-                        bool *truncated) {
-        char *buf;
-        size_t len = 0;
-        int fd, r;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        buf = malloc(max + 2);
-        if (!buf) {
-                r = -ENOMEM;
-                goto out_close;
-        }
-        /* one byte more than allowed, to know whether the file goes on */
-        while (len < max + 1) {
-                ssize_t n = read(fd, buf + len, max + 1 - len);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        r = -errno;
-                        free(buf);
-                        goto out_close;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-        *truncated = len > max;
-        if (len > max)
-                len = max;
-        buf[len] = '\0';
-        *ret = buf;
-        *ret_len = len;
-        r = 0;
-out_close:
-        close(fd);
-        return r;
-}
-
 int cpuid_record_load(const char *path, struct cpuid_record *ret, char *err, size_t errsz) {
         char *text = NULL, sub[200];
         size_t len;
@@ -290,7 +234,7 @@ int cpuid_record_load(const char *path, struct cpuid_record *ret, char *err, siz
                 snprintf(err, errsz, "cannot read %s: %s", path, strerror(EISDIR));
                 return -EISDIR;
         }
-        r = read_bounded(path, CAPS_MAX_RECORD_FILE, &text, &len, &truncated);
+        r = fileio_read(path, CAPS_MAX_RECORD_FILE, &text, &len, &truncated);
         if (r < 0) {
                 snprintf(err, errsz, "cannot read %s: %s", path, strerror(-r));
                 return r;
@@ -418,18 +362,12 @@ int caps_parse_cpuinfo(const char *text, size_t len, bool *sgx, bool *sgx_lc) {
 
 /* Decimal digits at *s into *ret (at most 1000000). Returns the count, or -EINVAL. */
 static int parse_small_uint(const char *s, unsigned *ret) {
-        unsigned v = 0;
-        int n = 0;
+        uint64_t v;
+        int n = text_digits(s, strlen(s), 1000000, &v);
 
-        while (s[n] >= '0' && s[n] <= '9') {
-                v = v * 10 + (unsigned) (s[n] - '0');
-                if (v > 1000000)
-                        return -EINVAL;
-                n++;
-        }
-        if (n == 0)
+        if (n < 0)
                 return -EINVAL;
-        *ret = v;
+        *ret = (unsigned) v;
         return n;
 }
 
@@ -451,29 +389,10 @@ int caps_parse_release(const char *s, unsigned *major, unsigned *minor) {
 }
 
 int caps_parse_u64(const char *text, size_t len, uint64_t *ret) {
-        uint64_t v = 0;
-        size_t i = 0;
-        bool too_big = false;
-
-        /* the syntax first: a malformed text is -EINVAL even when its digits overflow */
-        while (i < len && text[i] >= '0' && text[i] <= '9') {
-                unsigned dig = (unsigned) (text[i] - '0');
-
-                if (v > (UINT64_MAX - dig) / 10)
-                        too_big = true;
-                else
-                        v = v * 10 + dig;
-                i++;
-        }
-        if (i == 0)
-                return -EINVAL;
-        for (; i < len; i++)
-                if (text[i] != '\n' && !is_blank(text[i]))
-                        return -EINVAL;
-        if (too_big)
-                return -ERANGE;
-        *ret = v;
-        return 0;
+        /* the number, then only blanks and newlines (sysfs ends its values with one) */
+        while (len > 0 && (text[len - 1] == '\n' || is_blank(text[len - 1])))
+                len--;
+        return text_parse_u64n(text, len, UINT64_MAX, ret);
 }
 
 static void read_cpuinfo(const char *proc_root, struct sgx_kernel *k) {
@@ -485,7 +404,7 @@ static void read_cpuinfo(const char *proc_root, struct sgx_kernel *k) {
         r = snprintf(path, sizeof(path), "%s/cpuinfo", proc_root);
         if (r < 0 || (size_t) r >= sizeof(path))
                 return;
-        if (read_bounded(path, CAPS_MAX_CPUINFO, &text, &len, &truncated) < 0)
+        if (fileio_read(path, CAPS_MAX_CPUINFO, &text, &len, &truncated) < 0)
                 return;
         k->cpuinfo_read = true;
         r = caps_parse_cpuinfo(text, len, &k->flag_sgx, &k->flag_sgx_lc);
@@ -503,7 +422,7 @@ static void read_release(const char *proc_root, struct sgx_kernel *k) {
         r = snprintf(path, sizeof(path), "%s/sys/kernel/osrelease", proc_root);
         if (r < 0 || (size_t) r >= sizeof(path))
                 return;
-        if (read_bounded(path, sizeof(k->release) - 1, &text, &len, &truncated) < 0)
+        if (fileio_read(path, sizeof(k->release) - 1, &text, &len, &truncated) < 0)
                 return;
         /* the first line, printable characters only */
         while (n < len && text[n] != '\n' && isprint((unsigned char) text[n]))
@@ -564,7 +483,7 @@ static void read_epc_nodes(const char *sys_root, struct sgx_kernel *k) {
                 r = snprintf(path, sizeof(path), "%s/%s/x86/sgx_total_bytes", dir, de->d_name);
                 if (r < 0 || (size_t) r >= sizeof(path))
                         continue;
-                if (read_bounded(path, 64, &text, &len, &truncated) < 0)
+                if (fileio_read(path, 64, &text, &len, &truncated) < 0)
                         continue;
                 r = truncated ? -EINVAL : caps_parse_u64(text, len, &bytes);
                 free(text);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "text.h"
+
 /* First allocation for a message body; it doubles up to the announced length. */
 #define BODY_MIN_CAP 256u
 
@@ -139,13 +141,9 @@ void grpc_frame_encode_prefix(uint8_t *out, bool compressed, uint32_t len) {
 int grpc_timeout_parse(const char *s, size_t len, uint64_t *ret_usec) {
         uint64_t v = 0, usec;
 
-        if (len < 2 || len > 9)
+        /* TimeoutValue: 1 to 8 ASCII digits (the gRPC over HTTP/2 spec) */
+        if (len < 2 || len > 9 || text_parse_u64n(s, len - 1, 99999999, &v) < 0)
                 return -EINVAL;
-        for (size_t i = 0; i < len - 1; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EINVAL;
-                v = v * 10 + (uint64_t) (s[i] - '0');
-        }
 
         /* 99999999 hours is 3.6e17 us: no unit can overflow 64 bits. */
         switch (s[len - 1]) {

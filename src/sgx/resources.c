@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "discovery.h"
+#include "text.h"
 
 static bool present_any(const struct discovery *d) {
         return discovery_has_dcap(d) || discovery_has_ias(d);
@@ -95,11 +96,20 @@ int sgx_socket_path(const char *dir, enum sgx_kind k, char *buf, size_t size) {
         return 0;
 }
 
+const char *sgx_longest_socket_name(void) {
+        const char *longest = sgx_resources[0].socket_name;
+
+        for (size_t i = 1; i < SGX_KIND_MAX; i++)
+                if (strlen(sgx_resources[i].socket_name) > strlen(longest))
+                        longest = sgx_resources[i].socket_name;
+        return longest;
+}
+
 bool sgx_parse_id(enum sgx_kind k, unsigned slots, const char *id, unsigned *ret_n) {
         const struct sgx_resource_desc *r = sgx_resource(k);
         const char *p;
         size_t nlen;
-        unsigned long long n = 0;
+        uint64_t n;
 
         if (!r)
                 return false;
@@ -107,17 +117,11 @@ bool sgx_parse_id(enum sgx_kind k, unsigned slots, const char *id, unsigned *ret
         if (strncmp(id, r->name, nlen) != 0 || id[nlen] != '-')
                 return false;
         p = id + nlen + 1;
-        if (*p < '0' || *p > '9')
-                return false;
+        /* one spelling per ID: no leading zeros */
         if (*p == '0' && p[1] != '\0')
                 return false;
-        for (; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return false;
-                n = n * 10 + (unsigned) (*p - '0');
-                if (n >= slots)
-                        return false;
-        }
+        if (slots == 0 || text_parse_u64(p, slots - 1, &n) < 0)
+                return false;
         if (ret_n)
                 *ret_n = (unsigned) n;
         return true;

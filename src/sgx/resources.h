@@ -82,5 +82,8 @@ int sgx_resource_name(const char *domain, enum sgx_kind k, char *buf, size_t siz
 /* Writes "<dir>/sgxdevplugin-<kind>.sock" into |buf|. Returns 0, -ENAMETOOLONG, -EINVAL. */
 int sgx_socket_path(const char *dir, enum sgx_kind k, char *buf, size_t size);
 
+/* The longest socket file name of the table ("sgxdevplugin-provision.sock"). */
+const char *sgx_longest_socket_name(void);
+
 /* Parses |id| as one of the IDs of |k| with |slots| slots; sets *ret_n (may be NULL). */
 bool sgx_parse_id(enum sgx_kind k, unsigned slots, const char *id, unsigned *ret_n);

@@ -1,0 +1,104 @@
+/* test_edits.c - the container edits per kind and driver generation (src/sgx/edits.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "edits.h"
+#include "unit.h"
+
+static void set_node(struct sgx_node *n, const char *path, unsigned major, unsigned minor) {
+        n->present = true;
+        snprintf(n->host_path, sizeof(n->host_path), "%s", path);
+        n->major = major;
+        n->minor = minor;
+}
+
+static struct discovery in_kernel(void) {
+        struct discovery d = {0};
+
+        set_node(&d.dcap_enclave, "/dev/sgx_enclave", 10, 125);
+        set_node(&d.dcap_provision, "/dev/sgx_provision", 10, 126);
+        return d;
+}
+
+/* "host=c0,c1;host=c0" for comparison. */
+static void describe(const struct sgx_edits *e, char *buf, size_t size) {
+        size_t off = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < e->n_devices; i++) {
+                const struct sgx_device_edit *dev = &e->devices[i];
+
+                off += (size_t) snprintf(buf + off, size - off, "%s%s %u:%u %s=", i ? ";" : "",
+                                         dev->host_path, dev->major, dev->minor, dev->permissions);
+                for (size_t j = 0; j < dev->n_container_paths; j++)
+                        off += (size_t) snprintf(buf + off, size - off, "%s%s", j ? "," : "",
+                                                 dev->container_paths[j]);
+        }
+}
+
+static void test_edits_in_kernel_dcap_maps_both_names_and_provisioning(void) {
+        struct discovery d = in_kernel();
+        struct sgx_edit_config cfg = {.provision = true};
+        struct sgx_edits e;
+        char s[512];
+
+        CHECK_INT(sgx_edits_for(SGX_KIND_DCAP, &cfg, &d, &e), 0);
+        describe(&e, s, sizeof(s));
+        CHECK_STR(s, "/dev/sgx_enclave 10:125 rw=/dev/sgx_enclave,/dev/sgx/enclave;"
+                     "/dev/sgx_provision 10:126 rw=/dev/sgx_provision,/dev/sgx/provision");
+        CHECK_INT(sgx_edits_n_specs(&e), 4);
+        CHECK_INT(e.n_mounts, 0);
+        sgx_edits_host_paths(&e, s, sizeof(s));
+        CHECK_STR(s, "/dev/sgx_enclave, /dev/sgx_provision");
+        /* SGX is DCAP when the node has it */
+        CHECK_INT(sgx_edits_for(SGX_KIND_SGX, &cfg, &d, &e), 0);
+        CHECK_INT(sgx_edits_n_specs(&e), 4);
+}
+
+static void test_edits_no_provision_and_aesmd_mount(void) {
+        struct discovery d = in_kernel();
+        struct sgx_edit_config cfg = {.provision = false, .aesmd_dir = "/var/run/aesmd"};
+        struct sgx_edits e;
+
+        CHECK_INT(sgx_edits_for(SGX_KIND_DCAP, &cfg, &d, &e), 0);
+        CHECK_INT(e.n_devices, 1);
+        CHECK_INT(e.n_mounts, 1);
+        CHECK_STR(e.mounts[0].host_path, "/var/run/aesmd");
+        CHECK_STR(e.mounts[0].container_path, "/var/run/aesmd");
+        /* the provisioning kind maps the provisioning device alone, whatever --no-provision */
+        CHECK_INT(sgx_edits_for(SGX_KIND_PROVISION, &cfg, &d, &e), 0);
+        CHECK_INT(e.n_devices, 1);
+        CHECK_STR(e.devices[0].host_path, "/dev/sgx_provision");
+}
+
+static void test_edits_legacy_and_ias(void) {
+        struct discovery d = {0};
+        struct sgx_edit_config cfg = {.provision = true};
+        struct sgx_edits e;
+        char s[512];
+
+        set_node(&d.dcap_enclave, "/dev/sgx", 10, 60);
+        set_node(&d.dcap_provision, "/dev/sgx_prv", 10, 61);
+        d.dcap_legacy = true;
+        CHECK_INT(sgx_edits_for(SGX_KIND_DCAP, &cfg, &d, &e), 0);
+        describe(&e, s, sizeof(s));
+        CHECK_STR(s, "/dev/sgx 10:60 rw=/dev/sgx;/dev/sgx_prv 10:61 rw=/dev/sgx_prv");
+        CHECK_INT(sgx_edits_for(SGX_KIND_IAS, &cfg, &d, &e), -ENODEV);
+        CHECK_INT(e.n_devices, 0);
+
+        memset(&d, 0, sizeof(d));
+        set_node(&d.ias_enclave, "/dev/isgx", 10, 57);
+        CHECK_INT(sgx_edits_for(SGX_KIND_SGX, &cfg, &d, &e), 0);
+        describe(&e, s, sizeof(s));
+        CHECK_STR(s, "/dev/isgx 10:57 rw=/dev/isgx");
+        CHECK_INT(sgx_edits_for(SGX_KIND_DCAP, &cfg, &d, &e), -ENODEV);
+        CHECK_INT(sgx_edits_for(SGX_KIND_MAX, &cfg, &d, &e), -EINVAL);
+}
+
+int main(void) {
+        RUN(test_edits_in_kernel_dcap_maps_both_names_and_provisioning);
+        RUN(test_edits_no_provision_and_aesmd_mount);
+        RUN(test_edits_legacy_and_ias);
+        return unit_done();
+}
