@@ -228,15 +228,18 @@ static int parse_node_name(const struct flag *f, const char *v, struct cli_optio
         return parse_string(f, v, o, err, errsz);
 }
 
-/* A directory the daemon binds its sockets in: the longest socket path must fit sun_path. */
-static int parse_socket_dir(const struct flag *f, const char *v, struct cli_options *o, char *err,
-                            size_t errsz) {
-        size_t len = strlen(v) + 1 + SGX_SOCKET_NAME_MAX;
+/*
+ * The directory the daemon binds its sockets in: the longest socket path of the kinds served
+ * (--compat adds longer names) must fit sun_path. Checked once every flag is read.
+ */
+static int check_socket_dir(const struct cli_options *o, char *err, size_t errsz) {
+        const char *longest = sgx_longest_socket_name(o->compat);
+        size_t len = strlen(o->kubelet_dir) + 1 + strlen(longest);
 
         if (len > CLI_SOCKET_PATH_MAX)
-                return fail(err, errsz, "%s: too long for a unix socket: DIR/%s would be %zu bytes, at most %zu fit, got '%s'",
-                            f->name, sgx_longest_socket_name(), len, CLI_SOCKET_PATH_MAX, v);
-        return parse_string(f, v, o, err, errsz);
+                return fail(err, errsz, "--kubelet-dir: too long for a unix socket: DIR/%s would be %zu bytes, at most %zu fit, got '%s'",
+                            longest, len, CLI_SOCKET_PATH_MAX, o->kubelet_dir);
+        return 0;
 }
 
 static int parse_abs_path(const struct flag *f, const char *v, struct cli_options *o, char *err,
@@ -244,6 +247,17 @@ static int parse_abs_path(const struct flag *f, const char *v, struct cli_option
         if (v[0] != '/')
                 return fail(err, errsz, "%s: expected an absolute path, got '%s'", f->name, v);
         return parse_string(f, v, o, err, errsz);
+}
+
+/* "intel", "azure,alibaba": the other plugins' resource names to serve as well. */
+static int parse_compat(const struct flag *f, const char *v, struct cli_options *o, char *err,
+                        size_t errsz) {
+        const char *bad = v;
+
+        if (sgx_compat_parse(v, FIELD(o, f, unsigned), &bad) < 0)
+                return fail(err, errsz, "%s: expected a comma-separated list of intel, azure and alibaba, each at most once, got '%s' (at '%s')",
+                            f->name, v, bad);
+        return 0;
 }
 
 static int parse_log_format(const struct flag *f, const char *v, struct cli_options *o, char *err,
@@ -274,7 +288,7 @@ static int parse_apiserver(const struct flag *f, const char *v, struct cli_optio
 #define STR(x) STR_(x)
 
 static const struct flag flags[] = {
-        {"--kubelet-dir", NULL, "DIR", ON_ALL, SECTION_OPTIONS, parse_socket_dir, OFF(kubelet_dir), 0, 0,
+        {"--kubelet-dir", NULL, "DIR", ON_ALL, SECTION_OPTIONS, parse_string, OFF(kubelet_dir), 0, 0,
          "the kubelet's device-plugin socket directory", CLI_DEFAULT_KUBELET_DIR, NULL},
         {"--dev-root", NULL, "DIR", ON_RUN | ON_PROBE, SECTION_OPTIONS, parse_string, OFF(dev_root), 0, 0,
          "where the host's /dev is visible", CLI_DEFAULT_DEV_ROOT, NULL},
@@ -288,6 +302,8 @@ static const struct flag flags[] = {
          "also register D/provision, the provisioning device alone", NULL, "off"},
         {"--aesmd-dir", NULL, "DIR", ON_RUN | ON_PROBE, SECTION_OPTIONS, parse_abs_path, OFF(aesmd_dir), 0, 0,
          "absolute host directory (the AESM socket) mounted at the same path into SGX containers", NULL, "none"},
+        {"--compat", NULL, "LIST", ON_RUN | ON_PROBE, SECTION_OPTIONS, parse_compat, OFF(compat), 0, 0,
+         "also serve the other SGX plugins' resources: intel (sgx.intel.com/enclave, sgx.intel.com/provision), azure (kubernetes.azure.com/sgx_epc_mem_in_MiB), alibaba (alibabacloud.com/sgx_epc_MiB)", NULL, "none"},
         {"--log-format", NULL, "FORMAT", ON_ALL, SECTION_OPTIONS, parse_log_format, OFF(log_format), 0, 0,
          "text or json", "text", NULL},
         {"--log-level", NULL, "LEVEL", ON_ALL, SECTION_OPTIONS, parse_log_level, OFF(log_level), 0, 0,
@@ -443,6 +459,12 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                 /* --help and --version win over whatever follows */
                 if (o.command == CLI_HELP || o.command == CLI_VERSION)
                         break;
+        }
+
+        if (o.command != CLI_HELP && o.command != CLI_VERSION) {
+                r = check_socket_dir(&o, err, errsz);
+                if (r < 0)
+                        return r;
         }
 
         if (o.command == CLI_RUN && o.label_node) {

@@ -41,6 +41,7 @@ struct cli_options {
         bool provision;             /* map provisioning devices with the enclave (--no-provision) */
         bool provision_resource;    /* also register D/provision (--provision-resource) */
         const char *aesmd_dir;      /* --aesmd-dir, NULL when off */
+        unsigned compat;            /* --compat: enum sgx_compat bits */
         enum log_format log_format; /* --log-format */
         enum log_level log_level;   /* --log-level */
         bool json;                  /* probe --json */

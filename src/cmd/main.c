@@ -50,6 +50,7 @@ static void node_config_from(const struct cli_options *opt, struct node_config *
                 .provision = opt->provision,
                 .provision_resource = opt->provision_resource,
                 .aesmd_dir = opt->aesmd_dir,
+                .compat = opt->compat,
                 .proc_root = opt->proc_root,
                 .sys_root = opt->sys_root,
                 .cpuid_file = opt->cpuid_file,

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -39,10 +40,12 @@ struct report {
         size_t n_res;
 };
 
-static int collect(const struct cli_options *opt, const struct discovery *d, struct report *ret) {
+static int collect(const struct cli_options *opt, const struct discovery *d, uint64_t epc_bytes,
+                   struct report *ret) {
         const struct sgx_edit_config ecfg = {.provision = opt->provision,
                                              .aesmd_dir = opt->aesmd_dir};
-        const struct sgx_resource_options ro = {.provision_resource = opt->provision_resource};
+        const struct sgx_resource_options ro = {.provision_resource = opt->provision_resource,
+                                                .compat = opt->compat};
         struct report rep = {.n_res = 0};
         int r;
 
@@ -61,7 +64,9 @@ static int collect(const struct cli_options *opt, const struct discovery *d, str
                 if (r < 0)
                         return r;
                 present = sgx_kind_present(k, d);
-                v->count = present ? sgx_kind_slots(k, opt->max_pods) : 0;
+                v->count = present ? sgx_kind_slots(k, opt->max_pods, epc_bytes) : 0;
+                if (sgx_resource(k)->slots == SGX_SLOTS_EPC_MIB)
+                        v->count = dp_slots_that_fit(k, v->count);
                 v->health = present ? DP_HEALTH_HEALTHY : DP_HEALTH_NONE;
                 v->mapped = present && sgx_edits_for(k, &ecfg, d, &v->edits) == 0;
                 rep.n_res++;
@@ -404,7 +409,7 @@ int probe_report(FILE *out, const struct cli_options *opt, const struct discover
         struct report rep;
         int r;
 
-        r = collect(opt, d, &rep);
+        r = collect(opt, d, caps ? caps->epc_bytes : 0, &rep);
         if (r < 0)
                 return r;
         if (opt->json)

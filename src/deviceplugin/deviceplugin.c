@@ -80,18 +80,18 @@ static bool check_id(const struct dp_config *cfg, enum sgx_kind k, const char *i
                      char *err, size_t errsz) {
         char res[RESOURCE_MAX], shown[48];
 
-        if (sgx_parse_id(k, cfg->max_pods, id, ret_n))
+        if (sgx_parse_id(k, cfg->slots, id, ret_n))
                 return true;
 
         resource_or_kind(cfg, k, res, sizeof(res));
         sanitize(id, shown, sizeof(shown));
-        if (cfg->max_pods == 0)
+        if (cfg->slots == 0)
                 errline(err, errsz, "unknown device ID \"%s\" for resource %s (it has no devices)",
                         shown, res);
         else
                 errline(err, errsz,
                         "unknown device ID \"%s\" for resource %s (its IDs are %s-0..%s-%u)", shown,
-                        res, sgx_kind_name(k), sgx_kind_name(k), cfg->max_pods - 1);
+                        res, sgx_kind_name(k), sgx_kind_name(k), cfg->slots - 1);
         return false;
 }
 
@@ -122,8 +122,60 @@ static void format_id(char *out, const char *name, size_t name_len, size_t n) {
         *out = '\0';
 }
 
+/* The bytes of a protobuf varint holding |v|. */
+static size_t varint_size(uint64_t v) {
+        size_t n = 1;
+
+        while (v >= 0x80) {
+                v >>= 7;
+                n++;
+        }
+        return n;
+}
+
 /*
- * The ListAndWatchResponse is built with protobuf-c from three allocations whatever max_pods is:
+ * One repeated Device {ID = 1, health = 2} field of the response: its tag, its length and the
+ * message, as protobuf-c packs it (no topology: see dp_encode_list).
+ */
+static size_t device_field_size(size_t id_len) {
+        size_t msg = 1 + varint_size(id_len) + id_len + 1 + varint_size(sizeof(UNHEALTHY) - 1) +
+                     sizeof(UNHEALTHY) - 1;
+
+        return 1 + varint_size(msg) + msg;
+}
+
+size_t dp_list_size(enum sgx_kind k, unsigned slots) {
+        size_t name_len = strlen(sgx_kind_name(k)), total = 0;
+        uint64_t lo = 0, hi = 10;
+
+        /* the IDs "<kind>-<n>" by number of digits: 0..9, 10..99, ... */
+        for (size_t digits = 1; lo < slots; digits++, lo = hi, hi *= 10) {
+                uint64_t n = (hi < slots ? hi : slots) - lo;
+
+                total += (size_t) n * device_field_size(name_len + 1 + digits);
+        }
+        return total;
+}
+
+unsigned dp_slots_that_fit(enum sgx_kind k, unsigned want) {
+        unsigned lo = 0, hi = want;
+
+        if (dp_list_size(k, want) < DP_LIST_LIMIT)
+                return want;
+        /* the largest n with dp_list_size(n) < limit: lo fits, hi does not */
+        while (hi - lo > 1) {
+                unsigned mid = lo + (hi - lo) / 2;
+
+                if (dp_list_size(k, mid) < DP_LIST_LIMIT)
+                        lo = mid;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/*
+ * The ListAndWatchResponse is built with protobuf-c from three allocations whatever the slot count is:
  * the Device structs, the pointer array and one buffer holding every ID string. Callers cache
  * the result per health, so this runs once per health change, never per stream.
  */
@@ -132,7 +184,7 @@ int dp_encode_list(const struct dp_config *cfg, enum sgx_kind k, enum dp_health 
         V1beta1__ListAndWatchResponse resp = V1BETA1__LIST_AND_WATCH_RESPONSE__INIT;
         const char *name = sgx_kind_name(k);
         char *health = (char *) (h == DP_HEALTH_HEALTHY ? HEALTHY : UNHEALTHY);
-        size_t n = h == DP_HEALTH_NONE ? 0 : cfg->max_pods;
+        size_t n = h == DP_HEALTH_NONE ? 0 : cfg->slots;
         size_t name_len = strlen(name);
         size_t id_size = name_len + 12; /* "-" + up to 10 digits + NUL */
         V1beta1__Device *devs = NULL, **ptrs = NULL;
@@ -373,19 +425,19 @@ static void choose_preferred(const struct dp_config *cfg, enum sgx_kind k,
         unsigned slot;
 
         for (size_t i = 0; i < c->n_must_include_deviceids && n < want; i++) {
-                if (!sgx_parse_id(k, cfg->max_pods, c->must_include_deviceids[i], &slot))
+                if (!sgx_parse_id(k, cfg->slots, c->must_include_deviceids[i], &slot))
                         continue;
                 if (!bit_test_set(bits, slot))
                         ids[n++] = c->must_include_deviceids[i];
         }
         for (size_t i = 0; i < c->n_available_deviceids && n < want; i++) {
-                if (!sgx_parse_id(k, cfg->max_pods, c->available_deviceids[i], &slot))
+                if (!sgx_parse_id(k, cfg->slots, c->available_deviceids[i], &slot))
                         continue;
                 if (!bit_test_set(bits, slot))
                         ids[n++] = c->available_deviceids[i];
         }
         for (size_t i = 0; i < n; i++)
-                if (sgx_parse_id(k, cfg->max_pods, ids[i], &slot))
+                if (sgx_parse_id(k, cfg->slots, ids[i], &slot))
                         bits[slot / 8] = 0;
         *ret_n = n;
 }
@@ -424,7 +476,7 @@ enum grpc_status dp_handle_preferred(const struct dp_config *cfg, enum sgx_kind 
         cresps = calloc(n, sizeof(*cresps));
         cresp_ptrs = calloc(n, sizeof(*cresp_ptrs));
         ids = calloc(total ? total : 1, sizeof(*ids));
-        bits = calloc(cfg->max_pods / 8 + 1, 1);
+        bits = calloc(cfg->slots / 8 + 1, 1);
         if (!cresps || !cresp_ptrs || !ids || !bits) {
                 errline(err, errsz, "out of memory");
                 status = GRPC_STATUS_INTERNAL;
@@ -586,7 +638,7 @@ static const struct list_cache *get_list(struct dp_service *s, enum dp_health h)
                         log_error(s->resource, s->socket_path,
                                   "device list of %u slots is %zu bytes, over the %u byte limit, "
                                   "not sending it",
-                                  s->cfg.max_pods, c->len, DP_LIST_LIMIT);
+                                  s->cfg.slots, c->len, DP_LIST_LIMIT);
                 s->list_too_big_logged = true;
                 return NULL;
         }
@@ -672,12 +724,12 @@ static void log_health(struct dp_service *s, enum dp_health old, size_t n_notifi
                 (void) sgx_edits_for(s->kind, &s->cfg.edits, &s->disc, &l);
                 sgx_edits_host_paths(&l, paths, sizeof(paths));
                 log_info(s->resource, s->socket_path, "devices healthy: %s, %u slots Healthy%s%s",
-                         paths, s->cfg.max_pods, old == DP_HEALTH_UNHEALTHY ? " again" : "",
+                         paths, s->cfg.slots, old == DP_HEALTH_UNHEALTHY ? " again" : "",
                          streams);
                 break;
         case DP_HEALTH_UNHEALTHY:
                 log_warn(s->resource, s->socket_path, "device vanished, %u slots Unhealthy%s",
-                         s->cfg.max_pods, streams);
+                         s->cfg.slots, streams);
                 break;
         case DP_HEALTH_NONE:
                 log_info(s->resource, s->socket_path, "no device present, advertising none");

@@ -7,7 +7,7 @@
  * on DIR/sgxdevplugin-<kind>.sock and pushes a new device list to every open ListAndWatch stream
  * when the node state changes its advertised health.
  *
- * Device IDs are "<kind>-<n>", n in 0..max_pods-1: deterministic (the kubelet checkpoints
+ * Device IDs are "<kind>-<n>", n in 0..slots-1: deterministic (the kubelet checkpoints
  * allocations by ID) and short (the ListAndWatch answer must stay small).
  */
 #pragma once
@@ -25,14 +25,14 @@ struct discovery;
 
 enum dp_health {
         DP_HEALTH_NONE,      /* never seen since start: advertise no devices */
-        DP_HEALTH_HEALTHY,   /* present: max_pods Healthy devices */
-        DP_HEALTH_UNHEALTHY, /* seen before, gone now: max_pods Unhealthy devices */
+        DP_HEALTH_HEALTHY,   /* present: slots Healthy devices */
+        DP_HEALTH_UNHEALTHY, /* seen before, gone now: slots Unhealthy devices */
 };
 
 /* Settings shared by every resource; strings borrowed, must outlive the services. */
 struct dp_config {
         const char *domain;           /* "sgx.k8s.io" */
-        unsigned max_pods;            /* slots per resource */
+        unsigned slots;               /* devices advertised (--max-pods, or EPC MiB) */
         struct sgx_edit_config edits; /* what a container gets beside the devices */
 };
 
@@ -45,6 +45,15 @@ const char *dp_health_name(enum dp_health h);
 /* ListAndWatchResponse for |h|. Returns 0 or -ENOMEM. */
 int dp_encode_list(const struct dp_config *cfg, enum sgx_kind k, enum dp_health h, uint8_t **ret_buf,
                    size_t *ret_len);
+
+/*
+ * The size of the largest ListAndWatchResponse (every device Unhealthy) for |slots| devices of
+ * |k|, computed without encoding it.
+ */
+size_t dp_list_size(enum sgx_kind k, unsigned slots);
+
+/* The largest slot count no larger than |want| whose list stays under DP_LIST_LIMIT. */
+unsigned dp_slots_that_fit(enum sgx_kind k, unsigned want);
 
 /* DevicePluginOptions: neither PreStartContainer nor GetPreferredAllocation advertised. */
 int dp_encode_options(uint8_t **ret_buf, size_t *ret_len);

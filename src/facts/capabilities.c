@@ -684,12 +684,16 @@ void caps_evaluate(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel,
         c.flc = cpu->flc || kernel->flag_sgx_lc;
         c.sgx2_usable =
                 cpu->sgx2 && c.driver == SGX_DRIVER_INKERNEL && release_at_least(kernel, 6, 0);
-        c.epc_bytes = kernel->n_nodes > 0 ? kernel->epc_bytes : cpu->epc_bytes;
+        c.epc_bytes = caps_epc_bytes(cpu, kernel);
         if (c.dcap || c.ias)
                 evaluate_with_device(&c, kernel);
         else
                 evaluate_without_device(&c, kernel);
         *ret = c;
+}
+
+uint64_t caps_epc_bytes(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel) {
+        return kernel->n_nodes > 0 ? kernel->epc_bytes : cpu->epc_bytes;
 }
 
 int caps_read_facts(const char *proc_root, const char *sys_root, const char *cpuid_file,

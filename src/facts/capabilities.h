@@ -153,6 +153,10 @@ struct sgx_caps {
 void caps_evaluate(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel,
                    const struct discovery *d, struct sgx_caps *ret);
 
+/* The node's EPC in bytes: the kernel's per-NUMA-node total when sysfs has it, else CPUID's
+ * EPC sections added up; 0 when neither is known. */
+uint64_t caps_epc_bytes(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel);
+
 /*
  * The facts that do not change while the system runs: caps_read_kernel(proc_root, sys_root) into
  * *kernel, and CPUID from |cpuid_file| (a recorded dump, cpuid_record_load) or from this CPU when

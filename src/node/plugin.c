@@ -50,6 +50,7 @@
 
 struct resource {
         enum sgx_kind kind;
+        struct dp_config cfg;              /* the node's, with this resource's slot count */
         char name[SGX_RESOURCE_NAME_SIZE]; /* "sgx.k8s.io/dcap" */
         char socket_path[PATH_MAX]; /* DIR/sgxdevplugin-dcap.sock */
         struct dp_service *svc;     /* NULL while the kubelet dir does not exist */
@@ -76,6 +77,7 @@ struct plugin {
         /* capabilities and labels */
         struct sgx_cpu cpu; /* read once at start: they do not change */
         struct sgx_kernel kernel;
+        uint64_t epc_bytes;          /* caps_epc_bytes(), 0 when unknown */
         char verdict_line[256];      /* last verdict logged */
         struct labeler *labeler;     /* NULL without --label-node */
 
@@ -327,7 +329,7 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
                 int r;
 
                 if (!res->svc) {
-                        r = dp_service_new(p->loop, &p->cfg, res->kind, res->socket_path, &p->disc,
+                        r = dp_service_new(p->loop, &res->cfg, res->kind, res->socket_path, &p->disc,
                                            on_stream_ended, res, &res->svc);
                         if (r < 0)
                                 log_error(res->name, res->socket_path,
@@ -432,11 +434,22 @@ static void on_rescan(struct loop_source *s, void *userdata) {
 /* ---- lifetime ---- */
 
 int plugin_check_list_size(const struct node_config *opt) {
-        struct dp_config cfg = {.domain = opt->domain, .max_pods = opt->max_pods};
-        for (int k = 0; k < SGX_KIND_MAX; k++) {
+        struct dp_config cfg = {.domain = opt->domain, .slots = opt->max_pods};
+
+        /* the --max-pods kinds; the EPC kinds are cut to fit instead (add_resource) */
+        for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
                 uint8_t *buf;
                 size_t len;
-                int r = dp_encode_list(&cfg, (enum sgx_kind) k, DP_HEALTH_UNHEALTHY, &buf, &len);
+                int r;
+
+                const struct sgx_resource_options ro = {
+                        .provision_resource = opt->provision_resource,
+                        .compat = opt->compat,
+                };
+
+                if (sgx_resource(k)->slots != SGX_SLOTS_MAX_PODS || !sgx_kind_enabled(k, &ro))
+                        continue;
+                r = dp_encode_list(&cfg, k, DP_HEALTH_UNHEALTHY, &buf, &len);
                 if (r < 0)
                         return r;
                 free(buf);
@@ -455,6 +468,19 @@ static int add_resource(struct plugin *p, enum sgx_kind kind) {
         r = sgx_resource_name(p->opt->domain, kind, res->name, sizeof(res->name));
         if (r < 0)
                 return r;
+        res->cfg = p->cfg;
+        res->cfg.slots = sgx_kind_slots(kind, p->opt->max_pods, p->epc_bytes);
+        if (sgx_resource(kind)->slots == SGX_SLOTS_EPC_MIB) {
+                unsigned fit = dp_slots_that_fit(kind, res->cfg.slots);
+
+                if (fit < res->cfg.slots)
+                        log_warn(res->name, NULL,
+                                 "%u MiB of EPC make a device list over the kubelet's limit, advertising %u devices",
+                                 res->cfg.slots, fit);
+                else if (res->cfg.slots == 0)
+                        log_warn(res->name, NULL, "the EPC size is unknown, advertising no devices");
+                res->cfg.slots = fit;
+        }
         r = sgx_socket_path(p->opt->kubelet_dir, kind, res->socket_path, sizeof(res->socket_path));
         if (r < 0)
                 return r;
@@ -520,7 +546,7 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
         p->inotify_fd = -1;
         p->cfg = (struct dp_config){
                 .domain = opt->domain,
-                .max_pods = opt->max_pods,
+                .slots = opt->max_pods,
                 .edits = {.provision = opt->provision, .aesmd_dir = opt->aesmd_dir},
         };
         if ((size_t) snprintf(p->kubelet_sock, sizeof(p->kubelet_sock), "%s/" KUBELET_SOCKET,
@@ -528,9 +554,16 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
                 r = -ENAMETOOLONG;
                 goto out_free;
         }
+        /* the facts first: the EPC kinds' slot counts come from them */
+        r = setup_facts(p);
+        if (r < 0)
+                goto out_free;
+        p->epc_bytes = caps_epc_bytes(&p->cpu, &p->kernel);
         for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
-                const struct sgx_resource_options ro = {.provision_resource =
-                                                                opt->provision_resource};
+                const struct sgx_resource_options ro = {
+                        .provision_resource = opt->provision_resource,
+                        .compat = opt->compat,
+                };
 
                 if (!sgx_kind_enabled(k, &ro))
                         continue;
@@ -551,9 +584,6 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
         if (r < 0)
                 goto out_free;
         r = loop_timer_arm(p->rescan, PLUGIN_RESCAN_USEC, PLUGIN_RESCAN_USEC);
-        if (r < 0)
-                goto out_free;
-        r = setup_facts(p);
         if (r < 0)
                 goto out_free;
         r = setup_labeler(p);

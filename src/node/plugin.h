@@ -21,6 +21,7 @@ struct node_config {
         bool provision;          /* map provisioning devices with the enclave */
         bool provision_resource; /* also register D/provision */
         const char *aesmd_dir;   /* mounted into containers, NULL when off */
+        unsigned compat;         /* enum sgx_compat bits: the other plugins' names also served */
 
         /* capability facts */
         const char *proc_root;

@@ -72,8 +72,23 @@ int sgx_edits_for(enum sgx_kind k, const struct sgx_edit_config *cfg, const stru
                         add_ias(ret, d);
                 break;
         case SGX_KIND_PROVISION:
+        case SGX_KIND_INTEL_PROVISION:
                 if (discovery_has_provision(d))
                         add_provision(ret, d);
+                break;
+        case SGX_KIND_INTEL_ENCLAVE: {
+                /* Intel's enclave resource is the enclave device alone: provisioning is its own */
+                const struct sgx_edit_config enclave_only = {.provision = false};
+
+                if (discovery_has_dcap(d))
+                        add_dcap(ret, &enclave_only, d);
+                break;
+        }
+        case SGX_KIND_AZURE_EPC:
+        case SGX_KIND_ALIBABA_EPC:
+                /* any number of EPC MiB: the devices once per container */
+                if (discovery_has_dcap(d))
+                        add_dcap(ret, cfg, d);
                 break;
         case SGX_KIND_MAX:
         default:

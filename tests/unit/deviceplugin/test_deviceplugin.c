@@ -33,7 +33,7 @@
 static struct dp_config cfg_default(void) {
         return (struct dp_config){
                 .domain = "sgx.k8s.io",
-                .max_pods = 110,
+                .slots = 110,
                 .edits = {.provision = true, .aesmd_dir = NULL},
         };
 }
@@ -447,7 +447,7 @@ static void test_deviceplugin_allocate_rejects_unknown_ids(void) {
         /* the edges are IDs */
         check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-0", GRPC_STATUS_OK, NULL);
         check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-109", GRPC_STATUS_OK, NULL);
-        cfg.max_pods = 100000;
+        cfg.slots = 100000;
         check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-99999", GRPC_STATUS_OK, NULL);
         check_rejected(&cfg, SGX_KIND_DCAP, &d, "dcap-100000", GRPC_STATUS_INVALID_ARGUMENT,
                        "dcap-100000");
@@ -804,7 +804,7 @@ static void test_deviceplugin_preferred_rejects_bad_ids(void) {
 static size_t check_list(const struct dp_config *cfg, enum sgx_kind k, enum dp_health h) {
         V1beta1__ListAndWatchResponse *l;
         uint8_t *buf = NULL;
-        size_t len = 0, want_n = h == DP_HEALTH_NONE ? 0 : cfg->max_pods;
+        size_t len = 0, want_n = h == DP_HEALTH_NONE ? 0 : cfg->slots;
 
         CHECK_INT(dp_encode_list(cfg, k, h, &buf, &len), 0);
         CHECK(buf);
@@ -835,7 +835,7 @@ static void test_deviceplugin_list_healthy(void) {
 
         for (int k = 0; k < SGX_KIND_MAX; k++)
                 check_list(&cfg, k, DP_HEALTH_HEALTHY);
-        cfg.max_pods = 1;
+        cfg.slots = 1;
         check_list(&cfg, SGX_KIND_DCAP, DP_HEALTH_HEALTHY);
 }
 
@@ -856,7 +856,7 @@ static void test_deviceplugin_list_none_is_empty(void) {
 static void test_deviceplugin_list_100000_under_limit(void) {
         struct dp_config cfg = cfg_default();
 
-        cfg.max_pods = 100000;
+        cfg.slots = 100000;
         /* the longest kind with the longest health is the largest list */
         CHECK(check_list(&cfg, SGX_KIND_PROVISION, DP_HEALTH_UNHEALTHY) < DP_LIST_LIMIT);
         CHECK(check_list(&cfg, SGX_KIND_SGX, DP_HEALTH_HEALTHY) < DP_LIST_LIMIT);
@@ -875,7 +875,7 @@ static void test_deviceplugin_list_10000_is_fast(void) {
         size_t len;
         double t0, dt;
 
-        cfg.max_pods = 10000;
+        cfg.slots = 10000;
         t0 = now_sec();
         for (int i = 0; i < 10; i++) {
                 CHECK_INT(dp_encode_list(&cfg, SGX_KIND_DCAP, DP_HEALTH_HEALTHY, &buf, &len), 0);
@@ -1548,7 +1548,39 @@ out:
         fixture_teardown(&f);
 }
 
+/* The computed list size is what protobuf-c really packs, for every kind and digit boundary. */
+static void test_deviceplugin_list_size_matches_encoding(void) {
+        static const unsigned slots[] = {0, 1, 9, 10, 11, 99, 100, 101, 1000, 12345};
+        struct dp_config cfg = cfg_default();
+
+        for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
+                for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+                        uint8_t *buf = NULL;
+                        size_t len = 0;
+
+                        cfg.slots = slots[i];
+                        CHECK_INT(dp_encode_list(&cfg, k, DP_HEALTH_UNHEALTHY, &buf, &len), 0);
+                        CHECK_INT(dp_list_size(k, slots[i]), len);
+                        free(buf);
+                }
+        }
+}
+
+/* The largest count that fits is under the limit, and one more is not. */
+static void test_deviceplugin_slots_that_fit(void) {
+        unsigned fit = dp_slots_that_fit(SGX_KIND_AZURE_EPC, 512u * 1024);
+
+        CHECK(fit > 50000 && fit < 512u * 1024);
+        CHECK(dp_list_size(SGX_KIND_AZURE_EPC, fit) < DP_LIST_LIMIT);
+        CHECK(dp_list_size(SGX_KIND_AZURE_EPC, fit + 1) >= DP_LIST_LIMIT);
+        CHECK_INT(dp_slots_that_fit(SGX_KIND_AZURE_EPC, 128), 128);
+        CHECK_INT(dp_slots_that_fit(SGX_KIND_AZURE_EPC, 0), 0);
+        CHECK_INT(dp_slots_that_fit(SGX_KIND_DCAP, 100000), 100000);
+}
+
 int main(void) {
+        RUN(test_deviceplugin_list_size_matches_encoding);
+        RUN(test_deviceplugin_slots_that_fit);
         log_setup(LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
         RUN(test_deviceplugin_names);
         RUN(test_deviceplugin_kind_present);

@@ -96,9 +96,35 @@ static void test_edits_legacy_and_ias(void) {
         CHECK_INT(sgx_edits_for(SGX_KIND_MAX, &cfg, &d, &e), -EINVAL);
 }
 
+static void test_edits_compat_kinds(void) {
+        struct discovery d = in_kernel();
+        struct sgx_edit_config cfg = {.provision = true};
+        struct sgx_edits e;
+        char s[512];
+
+        /* Intel's enclave resource: the enclave alone, whatever the provisioning setting */
+        CHECK_INT(sgx_edits_for(SGX_KIND_INTEL_ENCLAVE, &cfg, &d, &e), 0);
+        describe(&e, s, sizeof(s));
+        CHECK_STR(s, "/dev/sgx_enclave 10:125 rw=/dev/sgx_enclave,/dev/sgx/enclave");
+        CHECK_INT(sgx_edits_for(SGX_KIND_INTEL_PROVISION, &cfg, &d, &e), 0);
+        describe(&e, s, sizeof(s));
+        CHECK_STR(s, "/dev/sgx_provision 10:126 rw=/dev/sgx_provision,/dev/sgx/provision");
+        /* the EPC-per-MiB kinds: enclave and provisioning, as for dcap */
+        for (enum sgx_kind k = SGX_KIND_AZURE_EPC; k <= SGX_KIND_ALIBABA_EPC; k++) {
+                CHECK_INT(sgx_edits_for(k, &cfg, &d, &e), 0);
+                CHECK_INT(e.n_devices, 2);
+        }
+        /* an IAS-only node has none of them */
+        memset(&d, 0, sizeof(d));
+        set_node(&d.ias_enclave, "/dev/isgx", 10, 57);
+        for (enum sgx_kind k = SGX_KIND_INTEL_ENCLAVE; k < SGX_KIND_MAX; k++)
+                CHECK_INT(sgx_edits_for(k, &cfg, &d, &e), -ENODEV);
+}
+
 int main(void) {
         RUN(test_edits_in_kernel_dcap_maps_both_names_and_provisioning);
         RUN(test_edits_no_provision_and_aesmd_mount);
         RUN(test_edits_legacy_and_ias);
+        RUN(test_edits_compat_kinds);
         return unit_done();
 }
