@@ -15,12 +15,30 @@
 #include "unit.h"
 
 static void test_cli_fault_parse_allocates_nothing(void) {
-        char *good[] = {"sgxdevplugin", "--kubelet-dir", "/var/lib/kubelet/device-plugins",
-                        "--dev-root", "/host", "--max-pods", "250", "--resource-domain",
-                        "sgx.example.com", "--provision-resource", "--aesmd-dir",
-                        "/var/run/aesmd", "--log-format", "json", "--log-level", "debug",
-                        "--label-node", "--node-name", "n1", "--api-timeout", "5",
-                        "--label-interval", "600", NULL};
+        char *good[] = {"sgxdevplugin",
+                        "--kubelet-dir",
+                        "/var/lib/kubelet/device-plugins",
+                        "--dev-root",
+                        "/host",
+                        "--max-pods",
+                        "250",
+                        "--resource-domain",
+                        "sgx.example.com",
+                        "--provision-resource",
+                        "--aesmd-dir",
+                        "/var/run/aesmd",
+                        "--log-format",
+                        "json",
+                        "--log-level",
+                        "debug",
+                        "--label-node",
+                        "--node-name",
+                        "n1",
+                        "--api-timeout",
+                        "5",
+                        "--label-interval",
+                        "600",
+                        NULL};
         char *bad[] = {"sgxdevplugin", "--max-pods", "-1", NULL};
         struct cli_options o;
         char err[256] = "";

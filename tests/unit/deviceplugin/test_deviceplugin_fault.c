@@ -45,8 +45,7 @@ static struct discovery node_in_kernel(void) {
 
 /* Checks one handler outcome under an injected failure: OK with an answer, or INTERNAL with
  * "out of memory" and no answer. Frees the answer. */
-static void check_handler_outcome(enum grpc_status st, uint8_t *out, const char *err,
-                                  bool fired) {
+static void check_handler_outcome(enum grpc_status st, uint8_t *out, const char *err, bool fired) {
         if (!fired) {
                 CHECK_INT(st, GRPC_STATUS_OK);
         } else if (st != GRPC_STATUS_OK) {

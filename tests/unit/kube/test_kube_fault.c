@@ -104,8 +104,8 @@ static int request(struct srv *s, struct api_response *ret, char *err, size_t er
         CHECK_INT(nghttp2_submit_settings(s->session, NGHTTP2_FLAG_NONE, iv, 1), 0);
         s->off = 0;
 
-        r = api_h2_new("10.96.0.1:443", "PATCH", "/api/v1/nodes/n1",
-                       "application/merge-patch+json", "tok", patch, sizeof(patch) - 1, &h);
+        r = api_h2_new("10.96.0.1:443", "PATCH", "/api/v1/nodes/n1", "application/merge-patch+json",
+                       "tok", patch, sizeof(patch) - 1, &h);
         if (r < 0)
                 goto out_free_server;
         for (int round = 0; round < 1000 && !api_h2_done(h); round++) {

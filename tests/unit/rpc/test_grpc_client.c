@@ -207,8 +207,8 @@ static void call(struct result *r, const char *method, const void *req, size_t l
  */
 
 struct script {
-        const char *http_status;  /* "200" */
-        const uint8_t *body;      /* raw DATA bytes (gRPC framing is the script's business) */
+        const char *http_status; /* "200" */
+        const uint8_t *body;     /* raw DATA bytes (gRPC framing is the script's business) */
         size_t body_len;
         const char *grpc_status;  /* NULL: no trailers, the DATA ends the stream */
         const char *grpc_message; /* NULL: none */
@@ -259,8 +259,7 @@ static int h2s_on_frame_recv(nghttp2_session *session, const nghttp2_frame *fram
                              void *user_data) {
         const struct script *sc = h2s.script;
         nghttp2_nv hdrs[] = {
-                {(uint8_t *) ":status", (uint8_t *) sc->http_status, 7, strlen(sc->http_status),
-                 0},
+                {(uint8_t *) ":status", (uint8_t *) sc->http_status, 7, strlen(sc->http_status), 0},
                 {(uint8_t *) "content-type", (uint8_t *) "application/grpc", 12, 16, 0},
         };
         nghttp2_data_provider prd = {.read_callback = h2s_read_body};
@@ -286,8 +285,7 @@ static void h2s_flush(void) {
                         break;
                 grpc_buf_consume(&h2s.out, (size_t) n);
         }
-        (void) loop_io_set_events(h2s.io,
-                                  EPOLLIN | (grpc_buf_pending(&h2s.out) ? EPOLLOUT : 0));
+        (void) loop_io_set_events(h2s.io, EPOLLIN | (grpc_buf_pending(&h2s.out) ? EPOLLOUT : 0));
 }
 
 static void h2s_on_io(struct loop_source *s, int fd, uint32_t events, void *userdata) {
@@ -332,8 +330,7 @@ static void h2s_start(const struct script *sc) {
         CHECK(h2s.listen_fd >= 0);
         CHECK_INT(bind(h2s.listen_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
         CHECK_INT(listen(h2s.listen_fd, 4), 0);
-        CHECK_INT(loop_add_io(fx.loop, h2s.listen_fd, EPOLLIN, h2s_on_accept, NULL,
-                              &h2s.listen_io),
+        CHECK_INT(loop_add_io(fx.loop, h2s.listen_fd, EPOLLIN, h2s_on_accept, NULL, &h2s.listen_io),
                   0);
 }
 
