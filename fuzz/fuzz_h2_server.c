@@ -147,7 +147,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const struct dp_config cfg = {
                 .domain = "sgx.k8s.io",
-                .max_pods = 110,
+                .slots = 110,
                 .edits = {.provision = true, .aesmd_dir = "/var/run/aesmd"},
         };
         struct discovery present, gone;

@@ -195,7 +195,7 @@ static void check_allocate(const struct dp_config *cfg, enum sgx_kind k, const s
                 const V1beta1__ContainerAllocateRequest *c = r->container_requests[i];
 
                 valid = c->n_devices_ids > 0 &&
-                        ref_ids_valid(k, cfg->max_pods, c->devices_ids, c->n_devices_ids);
+                        ref_ids_valid(k, cfg->slots, c->devices_ids, c->n_devices_ids);
         }
         st = dp_handle_allocate(cfg, k, d, req, len, &buf, &blen, err, sizeof(err));
         if (st != GRPC_STATUS_OK) {
@@ -256,9 +256,9 @@ static bool ref_preferred_valid(const struct dp_config *cfg, enum sgx_kind k,
         for (size_t i = 0; i < r->n_container_requests; i++) {
                 const V1beta1__ContainerPreferredAllocationRequest *c = r->container_requests[i];
 
-                if (!ref_ids_valid(k, cfg->max_pods, c->available_deviceids,
+                if (!ref_ids_valid(k, cfg->slots, c->available_deviceids,
                                    c->n_available_deviceids) ||
-                    !ref_ids_valid(k, cfg->max_pods, c->must_include_deviceids,
+                    !ref_ids_valid(k, cfg->slots, c->must_include_deviceids,
                                    c->n_must_include_deviceids))
                         return false;
                 if (c->allocation_size < 0 ||
@@ -302,7 +302,7 @@ static void check_preferred(const struct dp_config *cfg, enum sgx_kind k, const 
                 for (size_t j = 0; j < a->n_deviceids; j++) {
                         const char *id = a->deviceids[j];
 
-                        if (!ref_id_valid(k, cfg->max_pods, id, NULL))
+                        if (!ref_id_valid(k, cfg->slots, id, NULL))
                                 abort();
                         if (!listed(c->available_deviceids, c->n_available_deviceids, id) &&
                             !listed(c->must_include_deviceids, c->n_must_include_deviceids, id))
@@ -326,7 +326,7 @@ static void check_prestart(const struct dp_config *cfg, enum sgx_kind k, const u
         V1beta1__PreStartContainerRequest *r =
                 v1beta1__pre_start_container_request__unpack(NULL, len, req);
         V1beta1__PreStartContainerResponse *resp;
-        bool valid = r && ref_ids_valid(k, cfg->max_pods, r->devices_ids, r->n_devices_ids);
+        bool valid = r && ref_ids_valid(k, cfg->slots, r->devices_ids, r->n_devices_ids);
         enum grpc_status st;
         uint8_t *buf = NULL;
         size_t blen = 0;
@@ -362,7 +362,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         k = (enum sgx_kind) (data[0] & 3);
         make_node((enum layout) (data[1] & 7), &d);
-        cfg.max_pods = max_pods_table[(data[1] >> 3) & 7];
+        cfg.slots = max_pods_table[(data[1] >> 3) & 7];
         cfg.edits.provision = data[1] & 0x40;
         cfg.edits.aesmd_dir = data[1] & 0x80 ? "/var/run/aesmd" : NULL;
         if ((data[0] & 0x30) == 0x30)

@@ -84,33 +84,37 @@ static void write_all(const char *buf, size_t len) {
         }
 }
 
+/* Writes the JSON line whole, or (out of memory) not at all: never one with a field missing. */
 static void emit_json(const char *when, enum log_level level, const char *resource,
                       const char *path, const char *msg) {
+        const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
         json_t *o = json_object();
-        char *s;
+        char *line;
+        size_t len;
 
         if (!o)
                 return;
-        json_object_set_new(o, "time", json_string(when));
-        json_object_set_new(o, "level", json_string(level_names[level]));
-        if (resource)
-                json_object_set_new(o, "resource", json_string(resource));
-        if (path)
-                json_object_set_new(o, "path", json_string(path));
-        json_object_set_new(o, "msg", json_string(msg));
-        s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(o);
-        if (!s)
-                return;
-        size_t len = strlen(s);
-        char *line = malloc(len + 2);
-        if (line) {
-                memcpy(line, s, len);
+        if (json_object_set_new(o, "time", json_string(when)) < 0 ||
+            json_object_set_new(o, "level", json_string(level_names[level])) < 0 ||
+            (resource && json_object_set_new(o, "resource", json_string(resource)) < 0) ||
+            (path && json_object_set_new(o, "path", json_string(path)) < 0) ||
+            json_object_set_new(o, "msg", json_string(msg)) < 0)
+                goto out_free_object;
+        /* json_dumpb into a buffer of ours: json_dumps ignores a failed write of an object key
+         * (jansson 2.14) and, out of memory, can hand back a mangled line as a success. */
+        len = json_dumpb(o, NULL, 0, flags);
+        if (len == 0)
+                goto out_free_object;
+        line = malloc(len + 1);
+        if (!line)
+                goto out_free_object;
+        if (json_dumpb(o, line, len, flags) == len) {
                 line[len] = '\n';
                 write_all(line, len + 1);
-                free(line);
         }
-        free(s);
+        free(line);
+out_free_object:
+        json_decref(o);
 }
 
 void log_event(enum log_level level, const char *resource, const char *path, const char *fmt, ...) {

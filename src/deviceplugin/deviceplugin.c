@@ -896,7 +896,7 @@ int dp_service_new(struct loop *l, const struct dp_config *cfg, enum sgx_kind k,
 
         r = listen_socket(s, &s->server);
         if (r < 0)
-                goto out_free_path;
+                goto out_free_lists;
 
         if (s->health == DP_HEALTH_HEALTHY)
                 log_health(s, DP_HEALTH_NONE, 0);
@@ -906,7 +906,9 @@ int dp_service_new(struct loop *l, const struct dp_config *cfg, enum sgx_kind k,
         *ret = s;
         return 0;
 
-out_free_path:
+out_free_lists:
+        for (size_t i = 0; i < sizeof(s->lists) / sizeof(s->lists[0]); i++)
+                free(s->lists[i].buf);
         free(s->socket_path);
 out_free_service:
         free(s);

@@ -395,7 +395,11 @@ int caps_parse_u64(const char *text, size_t len, uint64_t *ret) {
         return text_parse_u64n(text, len, UINT64_MAX, ret);
 }
 
-static void read_cpuinfo(const char *proc_root, struct sgx_kernel *k) {
+/*
+ * The readers below leave a fact unset when its file is missing or unreadable, but return
+ * -ENOMEM when it could not be read for want of memory: that is no fact about the system.
+ */
+static int read_cpuinfo(const char *proc_root, struct sgx_kernel *k) {
         char path[PATH_MAX], *text;
         size_t len;
         bool truncated;
@@ -403,17 +407,19 @@ static void read_cpuinfo(const char *proc_root, struct sgx_kernel *k) {
 
         r = snprintf(path, sizeof(path), "%s/cpuinfo", proc_root);
         if (r < 0 || (size_t) r >= sizeof(path))
-                return;
-        if (fileio_read(path, CAPS_MAX_CPUINFO, &text, &len, &truncated) < 0)
-                return;
+                return 0;
+        r = fileio_read(path, CAPS_MAX_CPUINFO, &text, &len, &truncated);
+        if (r < 0)
+                return r == -ENOMEM ? r : 0;
         k->cpuinfo_read = true;
         r = caps_parse_cpuinfo(text, len, &k->flag_sgx, &k->flag_sgx_lc);
         if (r < 0)
                 log_debug(NULL, path, "no flags line for the first processor, flags unknown");
         free(text);
+        return 0;
 }
 
-static void read_release(const char *proc_root, struct sgx_kernel *k) {
+static int read_release(const char *proc_root, struct sgx_kernel *k) {
         char path[PATH_MAX], *text;
         size_t len, n = 0;
         bool truncated;
@@ -421,9 +427,10 @@ static void read_release(const char *proc_root, struct sgx_kernel *k) {
 
         r = snprintf(path, sizeof(path), "%s/sys/kernel/osrelease", proc_root);
         if (r < 0 || (size_t) r >= sizeof(path))
-                return;
-        if (fileio_read(path, sizeof(k->release) - 1, &text, &len, &truncated) < 0)
-                return;
+                return 0;
+        r = fileio_read(path, sizeof(k->release) - 1, &text, &len, &truncated);
+        if (r < 0)
+                return r == -ENOMEM ? r : 0;
         /* the first line, printable characters only */
         while (n < len && text[n] != '\n' && isprint((unsigned char) text[n]))
                 n++;
@@ -435,6 +442,7 @@ static void read_release(const char *proc_root, struct sgx_kernel *k) {
                           k->release);
                 k->major = k->minor = 0;
         }
+        return 0;
 }
 
 static int cmp_node(const void *a, const void *b) {
@@ -455,7 +463,7 @@ static int node_number(const char *name, unsigned *ret) {
         return 0;
 }
 
-static void read_epc_nodes(const char *sys_root, struct sgx_kernel *k) {
+static int read_epc_nodes(const char *sys_root, struct sgx_kernel *k) {
         char dir[PATH_MAX], path[PATH_MAX], *text;
         struct dirent *de;
         DIR *dp;
@@ -463,10 +471,10 @@ static void read_epc_nodes(const char *sys_root, struct sgx_kernel *k) {
 
         r = snprintf(dir, sizeof(dir), "%s/devices/system/node", sys_root);
         if (r < 0 || (size_t) r >= sizeof(dir))
-                return;
+                return 0;
         dp = opendir(dir);
         if (!dp)
-                return;
+                return errno == ENOMEM ? -ENOMEM : 0;
         while ((de = readdir(dp))) {
                 unsigned node;
                 uint64_t bytes;
@@ -483,7 +491,12 @@ static void read_epc_nodes(const char *sys_root, struct sgx_kernel *k) {
                 r = snprintf(path, sizeof(path), "%s/%s/x86/sgx_total_bytes", dir, de->d_name);
                 if (r < 0 || (size_t) r >= sizeof(path))
                         continue;
-                if (fileio_read(path, 64, &text, &len, &truncated) < 0)
+                r = fileio_read(path, 64, &text, &len, &truncated);
+                if (r == -ENOMEM) {
+                        closedir(dp);
+                        return r;
+                }
+                if (r < 0)
                         continue;
                 r = truncated ? -EINVAL : caps_parse_u64(text, len, &bytes);
                 free(text);
@@ -502,17 +515,21 @@ static void read_epc_nodes(const char *sys_root, struct sgx_kernel *k) {
                 k->epc_bytes = k->nodes[i].bytes > UINT64_MAX - k->epc_bytes
                                        ? UINT64_MAX
                                        : k->epc_bytes + k->nodes[i].bytes;
+        return 0;
 }
 
 int caps_read_kernel(const char *proc_root, const char *sys_root, struct sgx_kernel *ret) {
+        int r = 0;
+
         memset(ret, 0, sizeof(*ret));
         if (proc_root) {
-                read_cpuinfo(proc_root, ret);
-                read_release(proc_root, ret);
+                r = read_cpuinfo(proc_root, ret);
+                if (r >= 0)
+                        r = read_release(proc_root, ret);
         }
-        if (sys_root)
-                read_epc_nodes(sys_root, ret);
-        return 0;
+        if (r >= 0 && sys_root)
+                r = read_epc_nodes(sys_root, ret);
+        return r;
 }
 
 /* ---- the verdict ---- */

@@ -1,5 +1,6 @@
 /* test_log.c - operator log lines: fields, text and JSON forms, one line per event, threshold. */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "unit.h"
 
 static char out[8192];
+static size_t out_len; /* bytes written, NULs included */
 
 /* Runs |fn| with stderr sent to a temp file, and reads what it wrote into |out|. */
 static void capture(void (*fn)(void)) {
@@ -24,7 +26,8 @@ static void capture(void (*fn)(void)) {
         close(saved);
         lseek(fd, 0, SEEK_SET);
         n = read(fd, out, sizeof(out) - 1);
-        out[n > 0 ? n : 0] = '\0';
+        out_len = n > 0 ? (size_t) n : 0;
+        out[out_len] = '\0';
         close(fd);
 }
 
@@ -106,10 +109,47 @@ static void emit_long(void) {
         log_info("r", "/p", "%s", big);
 }
 
+/* A path of PATH_MAX bytes (PATH_MAX - 1 characters and the NUL): the line is over log.c's
+ * 1536-byte buffer whatever the message. */
+static char long_path[PATH_MAX];
+
+static void emit_long_path(void) {
+        memset(long_path, 'p', sizeof(long_path) - 1);
+        long_path[0] = '/';
+        long_path[sizeof(long_path) - 1] = '\0';
+        log_setup(LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
+        log_warn("sgx.k8s.io/sgx", long_path, "gone");
+}
+
 static void test_log_long_message_is_cut_but_stays_one_line(void) {
+        const char *p;
+        size_t len;
+
+        /* a long message: cut to 1023 characters, one line */
         capture(emit_long);
         CHECK_INT(count_lines(out), 1);
         CHECK(out[strlen(out) - 1] == '\n');
+        p = strstr(out, " path=/p ");
+        CHECK(p != NULL);
+        if (p)
+                CHECK_INT(strlen(p + 9), 1023 + 1);
+
+        /* a long path: the whole line is cut at 1535 bytes, the last one the newline */
+        capture(emit_long_path);
+        len = strlen(out);
+        CHECK_INT(out_len, 1535);
+        CHECK_INT(len, out_len);
+        CHECK_INT(count_lines(out), 1);
+        CHECK(out[len - 1] == '\n');
+        p = strstr(out, " warn resource=sgx.k8s.io/sgx path=/ppp");
+        CHECK(p != NULL);
+        if (p) {
+                /* time, the fields, then nothing but the path's bytes up to the newline */
+                size_t head = (size_t) (p - out) + strlen(" warn resource=sgx.k8s.io/sgx path=");
+
+                CHECK(strspn(out + head + 1, "p") == len - head - 2);
+                CHECK(strncmp(out + head, long_path, len - head - 1) == 0);
+        }
 }
 
 static void test_log_level_and_format_names(void) {

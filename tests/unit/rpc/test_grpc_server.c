@@ -1,8 +1,9 @@
 /*
- * test_grpc_server.c - src/grpc_server.c and src/grpc_client.c talking over real unix sockets in
- * a temp dir, driven by the event loop: unary and streaming calls, every protocol error the
- * server must answer, peers that misbehave (garbage, stalls, resets, disconnects), the
- * connection limit, freeing the server from loop callbacks, and socket path ownership.
+ * test_grpc_server.c - src/grpc_server.c (with src/grpc_client.c as its peer) over real unix
+ * sockets in a temp dir, driven by the event loop: unary and streaming calls, every protocol error
+ * the server must answer, peers that misbehave (garbage, stalls, resets, disconnects), the
+ * connection limit, freeing the server from loop callbacks, and socket path ownership. The
+ * client's own failures are in test_grpc_client.c.
  *
  * Three kinds of peer: our own client (grpc_client.h, and grpc_client_internal.h for unusual
  * requests and streaming), "h2c" below (a bare nghttp2 client session for several streams on one
@@ -1306,114 +1307,6 @@ static void test_grpc_server_path_too_long(void) {
         loop_free(l);
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Client failures
- */
-
-static void test_grpc_client_connect_errors_reported_from_loop(void) {
-        struct result r;
-        char path[160];
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd;
-
-        setup();
-        snprintf(path, sizeof(path), "%s/none.sock", fx.dir);
-        memset(&r, 0, sizeof(r));
-        CHECK_INT(grpc_client_unary(fx.loop, path, NULL, M_ECHO, (const uint8_t *) "x", 1, SEC,
-                                    on_done, &r, &r.call),
-                  0);
-        CHECK(!r.done); /* never from inside grpc_client_unary() */
-        waiting_for = &r;
-        CHECK(run_until(result_done, 5 * SEC));
-        CHECK_INT(r.err, -ENOENT);
-
-        /* A socket nobody listens on. */
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        snprintf(path, sizeof(path), "%s/dead.sock", fx.dir);
-        strcpy(sa.sun_path, path);
-        CHECK_INT(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        memset(&r, 0, sizeof(r));
-        CHECK_INT(grpc_client_unary(fx.loop, path, NULL, M_ECHO, (const uint8_t *) "x", 1, SEC,
-                                    on_done, &r, &r.call),
-                  0);
-        CHECK(!r.done);
-        CHECK(run_until(result_done, 5 * SEC));
-        CHECK_INT(r.err, -ECONNREFUSED);
-        close(fd);
-        unlink(path);
-
-        memset(path, 'a', sizeof(path) - 1);
-        path[sizeof(path) - 1] = '\0';
-        CHECK_INT(grpc_client_unary(fx.loop, path, NULL, M_ECHO, (const uint8_t *) "x", 1, SEC,
-                                    on_done, &r, &r.call),
-                  -ENAMETOOLONG);
-        teardown();
-}
-
-static void test_grpc_client_timeout(void) {
-        struct result r;
-        char path[160];
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        uint64_t t0;
-        int fd;
-
-        setup();
-        /* Listens but never accepts: connect succeeds, nothing answers. */
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        snprintf(path, sizeof(path), "%s/mute.sock", fx.dir);
-        strcpy(sa.sun_path, path);
-        CHECK_INT(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        CHECK_INT(listen(fd, 4), 0);
-        memset(&r, 0, sizeof(r));
-        t0 = loop_now_usec();
-        CHECK_INT(grpc_client_unary(fx.loop, path, NULL, M_ECHO, (const uint8_t *) "x", 1, 50000,
-                                    on_done, &r, &r.call),
-                  0);
-        waiting_for = &r;
-        CHECK(run_until(result_done, 5 * SEC));
-        CHECK_INT(r.err, -ETIMEDOUT);
-        CHECK(loop_now_usec() - t0 >= 50000);
-        close(fd);
-        unlink(path);
-        teardown();
-}
-
-static void test_grpc_client_cancel(void) {
-        struct result r;
-
-        setup();
-        memset(&r, 0, sizeof(r));
-        CHECK_INT(grpc_client_unary(fx.loop, fx.path, NULL, M_HANG, (const uint8_t *) "x", 1, 0,
-                                    on_done, &r, &r.call),
-                  0);
-        CHECK(run_until(handler_ran, 5 * SEC));
-        r.call = grpc_client_call_cancel(r.call);
-        CHECK(r.call == NULL);
-        CHECK(run_until(closed_by_peer, 5 * SEC));
-        run_for(20000);
-        CHECK(!r.done);
-        CHECK(grpc_client_call_cancel(NULL) == NULL);
-        teardown();
-}
-
-/* Found by fuzz/fuzz_h2_client: an answer over the client's 4 MiB limit was reported as
- * -EMSGSIZE, which grpc_client.h does not promise; it is a malformed answer: -EPROTO. */
-static void test_grpc_client_fuzz_oversized_answer_eproto(void) {
-        size_t huge = 5u * 1024 * 1024;
-        uint8_t *m = calloc(1, huge);
-        struct result r;
-
-        setup();
-        fx.server = grpc_server_free(fx.server);
-        fx.max_recv_msg = 8u * 1024 * 1024; /* the server takes it, and echoes it back */
-        CHECK_INT(server_start(), 0);
-        call(&r, M_ECHO, m, huge, NULL);
-        CHECK_INT(r.err, -EPROTO);
-        CHECK_INT(fx.n_handled, 1);
-        free(m);
-        teardown();
-}
-
 int main(void) {
         if (getenv("TEST_DEBUG"))
                 log_setup(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
@@ -1448,10 +1341,6 @@ int main(void) {
         RUN(test_grpc_server_free_unlinks_only_own_socket);
         RUN(test_grpc_server_stale_socket_replaced);
         RUN(test_grpc_server_path_too_long);
-        RUN(test_grpc_client_connect_errors_reported_from_loop);
-        RUN(test_grpc_client_timeout);
-        RUN(test_grpc_client_cancel);
         RUN(test_grpc_server_fuzz_path_with_nul);
-        RUN(test_grpc_client_fuzz_oversized_answer_eproto);
         return unit_done();
 }
