@@ -275,9 +275,9 @@ static void test_probe_json_legacy_and_ias(void) {
         char maps[512];
 
         setup();
-        chr_in("sgx", 243, 0);
-        chr_in("sgx_prv", 243, 1);
-        chr_in("isgx", 247, 0);
+        chr_in("sgx", 10, 243);
+        chr_in("sgx_prv", 10, 244);
+        chr_in("isgx", 10, 247);
         j = run_probe_json("--max-pods", "7");
         CHECK(json_is_true(json_object_get(json_object_get(j, "in_use"), "dcap_legacy")));
         maps_of(j, "dcap", maps, sizeof(maps));
@@ -294,7 +294,7 @@ static void test_probe_json_aesmd_mount(void) {
         json_t *j, *m;
 
         setup();
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", 10, 247);
         j = run_probe_json("--aesmd-dir", "/var/run/aesmd");
         m = json_array_get(
                 json_object_get(json_object_get(resource(j, "ias"), "allocate"), "mounts"), 0);
@@ -324,7 +324,7 @@ static void test_probe_json_escapes_strings(void) {
         /* a dev root that needs escaping: the JSON must still parse and round-trip */
         snprintf(root, sizeof(root), "%s/q\"\\\n", top);
         CHECK(mkdir(root, 0755) == 0);
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", 10, 247);
         j = run_probe_json(NULL, NULL);
         CHECK_STR(json_string_value(json_object_get(j, "dev_root")), root);
         json_decref(j);
@@ -340,7 +340,7 @@ static void test_probe_write_error(void) {
         FILE *f;
 
         setup();
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", 10, 247);
         CHECK_INT(cli_parse(4, argv, &o, err, sizeof(err)), 0);
         CHECK_INT(discovery_scan(root, &d), 0);
         f = fopen("/dev/full", "w");
