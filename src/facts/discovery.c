@@ -534,11 +534,11 @@ const char *discovery_refusal_reason(enum discovery_refusal r) {
         case DISCOVERY_REFUSED_NOT_CHAR:
                 return "not a character device";
         case DISCOVERY_REFUSED_NOT_MISC:
-                return "not a misc device (major 10), as every SGX driver makes";
+                return "not a misc device (major 10), which every SGX driver makes";
         case DISCOVERY_REFUSED_NOT_SGX_NAME:
                 return "the node it resolves to has no SGX name of its role";
         case DISCOVERY_REFUSED_KERNEL_NAME:
-                return "the kernel names that device otherwise (sysfs DEVNAME)";
+                return "the kernel (sysfs DEVNAME) names that device";
         case DISCOVERY_REFUSED_KERNEL_NONAME:
                 return "the kernel's uevent for that device has no DEVNAME";
         }
