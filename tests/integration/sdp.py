@@ -183,9 +183,10 @@ class Daemon:
     """build/sgxdevplugin as a child process; stderr (its log) goes to a file that wait_log()
     reads. Lines are parsed as JSON when they are; other lines are kept as {"raw": line}."""
 
-    def __init__(self, args, log_path, binary=BINARY):
+    def __init__(self, args, log_path, binary=BINARY, preexec_fn=None):
         self.args = [binary] + list(args)
         self.log_path = log_path
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. setrlimit)
         self.proc = None
         self.returncode = None
 
@@ -193,7 +194,7 @@ class Daemon:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._log,
-                                     env=sanitizer_env())
+                                     env=sanitizer_env(), preexec_fn=self.preexec_fn)
         return self
 
     def alive(self):
@@ -206,6 +207,16 @@ class Daemon:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
+
+    def cpu_seconds(self):
+        """utime + stime of the daemon from /proc/PID/stat, in seconds."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # after "pid (comm)": state is field 3, utime 14 and stime 15 (1-based)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def open_fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def raw_lines(self):
         with open(self.log_path, "rb") as f:
