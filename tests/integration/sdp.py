@@ -74,6 +74,8 @@ def poll(predicate, timeout, what, interval=0.02):
 ENCLAVE = (10, 125)
 PROVISION = (10, 126)
 ISGX = (10, 57)
+MEM = (1, 1)  # /dev/mem
+WATCHDOG = (10, 130)  # a misc device that is not SGX
 
 LAYOUTS = {
     # in-kernel driver (Linux 5.11+)
@@ -108,6 +110,12 @@ LAYOUTS = {
     "provision_only": [("sgx_provision", "c", PROVISION)],
     # right names, wrong file types: a regular file and a directory
     "not_chardev": [("sgx_enclave", "f", None), ("isgx", "d", None)],
+    # issue 10: SGX names on what is not SGX, refused (test_11_sgx_only.py)
+    "mem_link": [("mem", "c", MEM), ("sgx_enclave", "l", "mem")],
+    "mem_dirlink": [("mem", "c", MEM), ("sgx/enclave", "l", "../mem")],
+    "mem_numbers": [("sgx_enclave", "c", MEM)],
+    "chain_outside": [("watchdog", "c", WATCHDOG), ("sgx_enclave", "l", "sgx/enclave"),
+                      ("sgx/enclave", "l", "../wd"), ("wd", "l", "/dev/watchdog")],
 }
 
 
