@@ -3,9 +3,9 @@
 # needed, and runs each one for SECONDS (default 30) on a scratch copy of its seed corpus
 # (fuzz/corpus/<target>/ is never grown). Exits non-zero if any target finds a crash, a leak, a
 # timeout or an out-of-memory, printing the sanitizer report and the reproducer's path. The last
-# line is the summary: "fuzz: 8 targets, 0 crashes". `make fuzz` runs this.
+# line is the summary: "fuzz: 9 targets, 0 crashes". `make fuzz` runs this.
 #
-# Environment: BUILD (default build-fuzz), FUZZ_TARGETS (default: all eight, space-separated),
+# Environment: BUILD (default build-fuzz), FUZZ_TARGETS (default: all nine, space-separated),
 # FUZZ_ARGS (extra libFuzzer flags, e.g. "-seed=1"). Reproducers are kept in $BUILD/fuzz-artifacts/.
 set -eu
 
@@ -13,7 +13,7 @@ SECONDS_PER_TARGET=${1:-30}
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-fuzz}
 TARGETS=${FUZZ_TARGETS:-"fuzz_h2_server fuzz_h2_client fuzz_deframer fuzz_frame_misc fuzz_handlers
-fuzz_cli fuzz_caps fuzz_apiclient"}
+fuzz_cli fuzz_caps fuzz_apiclient fuzz_uevent"}
 
 case "$SECONDS_PER_TARGET" in
 ''|*[!0-9]*) echo "usage: fuzz/run.sh [SECONDS]" >&2; exit 2 ;;

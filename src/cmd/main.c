@@ -22,7 +22,7 @@ static int run_probe(const struct cli_options *opt) {
         struct discovery d;
         struct sgx_caps caps;
         char err[512];
-        int r = discovery_scan(opt->dev_root, &d);
+        int r = discovery_scan_at(opt->dev_root, opt->sys_root, &d);
         if (r < 0) {
                 fprintf(stderr, "sgxdevplugin: cannot scan %s: %s\n", opt->dev_root, strerror(-r));
                 return 1;

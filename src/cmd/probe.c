@@ -1,5 +1,6 @@
 /*
  * probe.c - `sgxdevplugin probe` (see probe.h): the device nodes found, the devices chosen, the
+ * device nodes refused as not SGX with the reason, the
  * SGX capabilities (CPUID, kernel, EPC per NUMA node, driver, verdict; facts are
  * capabilities.c's), and per resource its name, slot count, health, socket and what Allocate
  * would map. The mapping is the container edits Allocate encodes (sgx/edits.c), printed as
@@ -190,6 +191,32 @@ static void print_caps(FILE *out, const struct cli_options *opt, const struct sg
         fprintf(out, "  %-16s %s\n", "sgx2 usable", yes_no(c->sgx2_usable));
 }
 
+/* The device nodes refused as not SGX (discovery.c), with the reason: none of them is used. */
+static void print_refused(FILE *out, const struct discovery *d) {
+        int wn = (int) strlen("NAME"), wt = (int) strlen("RESOLVES TO");
+
+        if (d->n_refused == 0)
+                return;
+        for (size_t i = 0; i < d->n_refused; i++) {
+                wn = max_int(wn, width(d->refused[i].name));
+                wt = max_int(wt, width(d->refused[i].target));
+        }
+        fprintf(out, "\nrefused device nodes (not SGX: never advertised or mapped):\n");
+        fprintf(out, "  %-*s  %-4s  %-*s  %-11s  %s\n", wn, "NAME", "LINK", wt, "RESOLVES TO",
+                "MAJOR:MINOR", "REASON");
+        for (size_t i = 0; i < d->n_refused; i++) {
+                const struct discovery_refused *x = &d->refused[i];
+                char num[32];
+
+                snprintf(num, sizeof(num), "%u:%u", x->major, x->minor);
+                fprintf(out, "  %-*s  %-4s  %-*s  %-11s  %s: %s%s%s%s\n", wn, x->name,
+                        x->is_link ? "yes" : "no", wt, x->target, num,
+                        discovery_refusal_name(x->reason), discovery_refusal_reason(x->reason),
+                        x->kernel_name[0] ? " \"" : "", x->kernel_name,
+                        x->kernel_name[0] ? "\"" : "");
+        }
+}
+
 static void print_text(FILE *out, const struct cli_options *opt, const struct discovery *d,
                        const struct sgx_caps *caps, const struct report *rep) {
         int wn = (int) strlen("NAME"), wp = (int) strlen("HOST PATH"),
@@ -198,7 +225,9 @@ static void print_text(FILE *out, const struct cli_options *opt, const struct di
         fprintf(out, "dev root: %s\n", opt->dev_root);
         if (!discovery_has_dcap(d) && !discovery_has_ias(d))
                 fprintf(out, "no SGX device found under %s%s\n", opt->dev_root,
-                        d->dev_root_missing ? " (it does not exist)" : "");
+                        d->dev_root_missing ? " (it does not exist)"
+                        : d->n_refused > 0  ? " (device nodes refused as not SGX, see below)"
+                                            : "");
         if (d->n_entries > 0) {
                 for (size_t i = 0; i < d->n_entries; i++) {
                         wn = max_int(wn, width(d->entries[i].name));
@@ -222,6 +251,8 @@ static void print_text(FILE *out, const struct cli_options *opt, const struct di
                         fprintf(out, "  (a provisioning device without an enclave device is "
                                      "not used)\n");
         }
+
+        print_refused(out, d);
 
         if (caps)
                 print_caps(out, opt, caps);
@@ -349,9 +380,20 @@ out_free_object:
         return NULL;
 }
 
+/* One object per refused device node; NULL on ENOMEM. */
+static json_t *refused_json(const struct discovery_refused *x) {
+        return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:o, s:s, s:s}", "name", x->name,
+                         "class", sgx_class_name(x->cls), "role", sgx_role_name(x->role), "link",
+                         (int) x->is_link, "path", x->path, "target", x->target, "major",
+                         (json_int_t) x->major, "minor", (json_int_t) x->minor, "kernel_name",
+                         x->kernel_name[0] ? json_string(x->kernel_name) : json_null(), "reason",
+                         discovery_refusal_name(x->reason), "reason_text",
+                         discovery_refusal_reason(x->reason));
+}
+
 static int print_json(FILE *out, const struct cli_options *opt, const struct discovery *d,
                       const struct sgx_caps *caps, const struct report *rep) {
-        json_t *root, *devices, *resources;
+        json_t *root, *devices, *resources, *refused;
         char *text;
         int r = -ENOMEM;
 
@@ -365,6 +407,12 @@ static int print_json(FILE *out, const struct cli_options *opt, const struct dis
                 return -ENOMEM;
         devices = json_object_get(root, "devices");
         resources = json_object_get(root, "resources");
+        refused = json_array();
+        if (json_object_set_new(root, "refused", refused) < 0)
+                goto out_free_root;
+        for (size_t i = 0; i < d->n_refused; i++)
+                if (json_array_append_new(refused, refused_json(&d->refused[i])) < 0)
+                        goto out_free_root;
         if (caps && json_object_set_new(root, "capabilities", caps_json(opt, caps)) < 0)
                 goto out_free_root;
 

@@ -688,6 +688,29 @@ static void evaluate_without_device(struct sgx_caps *c, const struct sgx_kernel 
                 sum, (unsigned long long) (c->epc_bytes >> 20));
 }
 
+/*
+ * No SGX device node is usable because discovery refused what lay under the SGX names (issue 10):
+ * say so, and which, rather than "load the driver".
+ */
+static void evaluate_refused(struct sgx_caps *c, const struct discovery *d) {
+        const struct discovery_refused *x = &d->refused[0];
+
+        verdict(c, SGX_VERDICT_REFUSED,
+                "not usable: SGX refused: %s -> %s (%u:%u): %s%s; fix the device node (a udev "
+                "rule, a package) so it is the SGX driver's",
+                x->path, x->target, x->major, x->minor, discovery_refusal_reason(x->reason),
+                d->n_refused > 1 ? ", and more (see probe)" : "");
+}
+
+/* Usable, but some names were refused: the verdict line says so at its end. */
+static void note_refused(struct sgx_caps *c, const struct discovery *d) {
+        size_t n = strlen(c->verdict_line);
+
+        snprintf(c->verdict_line + n, sizeof(c->verdict_line) - n,
+                 "; refused %zu node%s as not SGX (%s)", d->n_refused, d->n_refused == 1 ? "" : "s",
+                 d->refused[0].path);
+}
+
 void caps_evaluate(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel,
                    const struct discovery *d, struct sgx_caps *ret) {
         struct sgx_caps c;
@@ -704,8 +727,12 @@ void caps_evaluate(const struct sgx_cpu *cpu, const struct sgx_kernel *kernel,
         c.epc_bytes = caps_epc_bytes(cpu, kernel);
         if (c.dcap || c.ias)
                 evaluate_with_device(&c, kernel);
+        else if (d && d->n_refused > 0)
+                evaluate_refused(&c, d);
         else
                 evaluate_without_device(&c, kernel);
+        if ((c.dcap || c.ias) && d && d->n_refused > 0)
+                note_refused(&c, d);
         *ret = c;
 }
 
@@ -780,6 +807,8 @@ const char *sgx_verdict_name(enum sgx_verdict v) {
                 return "vm-no-device";
         case SGX_VERDICT_NO_DRIVER:
                 return "no-driver";
+        case SGX_VERDICT_REFUSED:
+                return "refused";
         }
         return "unknown";
 }

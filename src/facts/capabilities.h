@@ -120,12 +120,14 @@ enum sgx_driver {
 };
 
 enum sgx_verdict {
-        SGX_VERDICT_USABLE,        /* a device node exists and the CPU agrees (or is unknown) */
-        SGX_VERDICT_NO_SGX,        /* the CPU has no SGX */
-        SGX_VERDICT_FIRMWARE_OFF,  /* CPUID has SGX but SGX1 is off or no EPC: BIOS setting */
-        SGX_VERDICT_NO_FLC,        /* SGX without FLC and no isgx: only the legacy driver works */
-        SGX_VERDICT_VM_NO_DEVICE,  /* a VM's CPUID claims SGX, no device is passed through */
-        SGX_VERDICT_NO_DRIVER,     /* the CPU can, no device node: driver not loaded or /dev not mounted */
+        SGX_VERDICT_USABLE,       /* a device node exists and the CPU agrees (or is unknown) */
+        SGX_VERDICT_NO_SGX,       /* the CPU has no SGX */
+        SGX_VERDICT_FIRMWARE_OFF, /* CPUID has SGX but SGX1 is off or no EPC: BIOS setting */
+        SGX_VERDICT_NO_FLC,       /* SGX without FLC and no isgx: only the legacy driver works */
+        SGX_VERDICT_VM_NO_DEVICE, /* a VM's CPUID claims SGX, no device is passed through */
+        SGX_VERDICT_NO_DRIVER, /* the CPU can, no device node: driver not loaded or /dev not mounted
+                                */
+        SGX_VERDICT_REFUSED, /* no SGX device node, but nodes under SGX names refused as not SGX */
 };
 
 /* Everything together, as probe shows it and the labeler uses it. */

@@ -9,6 +9,11 @@
  * regular file...) is ignored; a lookup failing otherwise (EACCES, EIO) fails the whole scan, so
  * a caller keeps its last state instead of seeing devices vanish. A scan is about a dozen
  * fstatat/readlinkat calls and no allocation: it runs on every inotify event in the dev root.
+ *
+ * A device node found is then checked against what SGX drivers make (check_sgx_node): a
+ * character device of the misc major, its real name an SGX name of the role looked for, and,
+ * with a sys root, the kernel's DEVNAME for its major:minor an SGX name too. One that fails is
+ * refused (listed in d->refused with the reason, never chosen): discovery trusts no name alone.
  */
 #include "discovery.h"
 
@@ -195,14 +200,125 @@ static const char *why_ignored(int r) {
         return "cannot resolve";
 }
 
+bool discovery_is_sgx_name(const char *name, enum sgx_role role) {
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                if (names[i].role == role && strcmp(names[i].name, name) == 0)
+                        return true;
+        return false;
+}
+
+int discovery_parse_uevent(const char *text, size_t len, char *ret, size_t size) {
+        static const char key[] = "DEVNAME=";
+        const size_t klen = sizeof(key) - 1;
+        size_t i = 0;
+
+        if (memchr(text, '\0', len))
+                return -EINVAL;
+        while (i < len) {
+                const char *line = text + i, *nl = memchr(line, '\n', len - i);
+                size_t n = nl ? (size_t) (nl - line) : len - i;
+
+                i += n + 1;
+                if (n < klen || memcmp(line, key, klen) != 0)
+                        continue;
+                line += klen;
+                n -= klen;
+                if (n == 0)
+                        return -EINVAL;
+                if (n >= size)
+                        return -ENAMETOOLONG;
+                memcpy(ret, line, n);
+                ret[n] = '\0';
+                return 0;
+        }
+        return -ENOENT;
+}
+
 /*
- * Looks up one name. Returns 1 and fills *ret when it is a character device, 0 when it is to be
- * ignored, or -errno when the root cannot be read.
+ * Reads the kernel's name of the character device |maj|:|min| from
+ * <sys_root>/dev/char/MAJ:MIN/uevent. Returns 0 with the name in |ret|, -ENOENT when there is no
+ * such file (no sysfs here, or no such device), -ENODATA when it names no device (no DEVNAME=,
+ * or a bad one), or another -errno when it cannot be read.
  */
-static int scan_name(int root_fd, const char *dev_root, const struct name_spec *spec,
-                     struct discovery_entry *ret) {
+static int read_devname(const char *sys_root, unsigned maj, unsigned min, char *ret, size_t size) {
+        char path[PATH_MAX], buf[4096];
+        ssize_t n;
+        int fd, r;
+
+        r = snprintf(path, sizeof(path), "%s/dev/char/%u:%u/uevent", sys_root, maj, min);
+        if (r < 0 || (size_t) r >= sizeof(path))
+                return -ENAMETOOLONG;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOTDIR ? -ENOENT : -errno;
+        do
+                n = read(fd, buf, sizeof(buf));
+        while (n < 0 && errno == EINTR);
+        r = n < 0 ? -errno : 0;
+        close(fd);
+        if (r < 0)
+                return r;
+        r = discovery_parse_uevent(buf, (size_t) n, ret, size);
+        return r < 0 ? -ENODATA : 0;
+}
+
+/*
+ * Checks the device node |st| that |spec| resolved to (|real|, relative to the root) against
+ * what an SGX driver makes. Returns 0 when it passes, else 1 with the reason in *ret_reason and
+ * the kernel's name (when read) in |kname|.
+ */
+static int check_sgx_node(const char *dev_root, const char *sys_root, const struct name_spec *spec,
+                          const char *real, const struct stat *st, char *kname, size_t ksize,
+                          enum discovery_refusal *ret_reason) {
+        int r;
+
+        kname[0] = '\0';
+        if (!S_ISCHR(st->st_mode)) {
+                *ret_reason = DISCOVERY_REFUSED_NOT_CHAR;
+                return 1;
+        }
+        if (major(st->st_rdev) != DISCOVERY_MISC_MAJOR) {
+                *ret_reason = DISCOVERY_REFUSED_NOT_MISC;
+                return 1;
+        }
+        if (!discovery_is_sgx_name(real, spec->role)) {
+                *ret_reason = DISCOVERY_REFUSED_NOT_SGX_NAME;
+                return 1;
+        }
+        if (!sys_root)
+                return 0;
+        r = read_devname(sys_root, major(st->st_rdev), minor(st->st_rdev), kname, ksize);
+        if (r == -ENODATA) {
+                kname[0] = '\0';
+                *ret_reason = DISCOVERY_REFUSED_KERNEL_NONAME;
+                return 1;
+        }
+        if (r < 0) {
+                /* No sysfs view (tests, some containers): the checks above stand alone. */
+                kname[0] = '\0';
+                if (r != -ENOENT)
+                        log_debug(NULL, dev_root, "%s: cannot read the kernel's name of %u:%u: %s",
+                                  spec->name, major(st->st_rdev), minor(st->st_rdev), strerror(-r));
+                return 0;
+        }
+        if (!discovery_is_sgx_name(kname, spec->role)) {
+                *ret_reason = DISCOVERY_REFUSED_KERNEL_NAME;
+                return 1;
+        }
+        return 0;
+}
+
+/*
+ * Looks up one name. Returns 1 and fills *ret when it is an SGX character device, 2 and fills
+ * *ret_refused when it is a device node refused as not SGX, 0 when it is to be ignored, or -errno
+ * when the root cannot be read.
+ */
+static int scan_name(int root_fd, const char *dev_root, const char *sys_root,
+                     const struct name_spec *spec, struct discovery_entry *ret,
+                     struct discovery_refused *ret_refused) {
         char real[PATH_MAX];
-        struct stat st;
+        struct stat st = {0};
+        enum discovery_refusal reason;
         bool is_link;
         int r, n;
 
@@ -217,13 +333,31 @@ static int scan_name(int root_fd, const char *dev_root, const struct name_spec *
         }
         if (r < 0)
                 return r;
-        if (!S_ISCHR(st.st_mode)) {
+        if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
                 /* A directory "sgx" is the DCAP driver's layout, not worth a line. */
                 if (!(S_ISDIR(st.st_mode) && strcmp(spec->name, "sgx") == 0))
                         log_debug(NULL, dev_root, "%s: not a character device, ignoring",
                                   spec->name);
                 return 0;
         }
+
+        if (check_sgx_node(dev_root, sys_root, spec, real, &st, ret_refused->kernel_name,
+                           sizeof(ret_refused->kernel_name), &reason) > 0) {
+                snprintf(ret_refused->name, sizeof(ret_refused->name), "%s", spec->name);
+                snprintf(ret_refused->path, sizeof(ret_refused->path), "/dev/%s", spec->name);
+                n = snprintf(ret_refused->target, sizeof(ret_refused->target), "/dev/%s", real);
+                if (n < 0 || (size_t) n >= sizeof(ret_refused->target))
+                        snprintf(ret_refused->target, sizeof(ret_refused->target),
+                                 "(path too long)");
+                ret_refused->cls = spec->cls;
+                ret_refused->role = spec->role;
+                ret_refused->is_link = is_link;
+                ret_refused->major = major(st.st_rdev);
+                ret_refused->minor = minor(st.st_rdev);
+                ret_refused->reason = reason;
+                return 2;
+        }
+        memset(ret_refused, 0, sizeof(*ret_refused)); /* the slot stays free */
 
         n = snprintf(ret->host_path, sizeof(ret->host_path), "/dev/%s", real);
         if (n < 0 || (size_t) n >= sizeof(ret->host_path)) {
@@ -297,7 +431,7 @@ static void choose(struct discovery *d) {
         }
 }
 
-int discovery_scan(const char *dev_root, struct discovery *ret) {
+int discovery_scan_at(const char *dev_root, const char *sys_root, struct discovery *ret) {
         struct discovery d = {0};
         int root_fd, r = 0;
 
@@ -313,11 +447,14 @@ int discovery_scan(const char *dev_root, struct discovery *ret) {
         }
 
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-                r = scan_name(root_fd, dev_root, &names[i], &d.entries[d.n_entries]);
+                r = scan_name(root_fd, dev_root, sys_root, &names[i], &d.entries[d.n_entries],
+                              &d.refused[d.n_refused]);
                 if (r < 0)
                         goto out_close_root;
-                if (r > 0)
+                if (r == 1)
                         d.n_entries++;
+                else if (r == 2)
+                        d.n_refused++;
         }
         choose(&d);
         r = 0;
@@ -329,6 +466,10 @@ out_close_root:
 out_done:
         *ret = d;
         return 0;
+}
+
+int discovery_scan(const char *dev_root, struct discovery *ret) {
+        return discovery_scan_at(dev_root, NULL, ret);
 }
 
 bool discovery_has_dcap(const struct discovery *d) {
@@ -356,6 +497,52 @@ bool discovery_same_devices(const struct discovery *a, const struct discovery *b
         return same_node(&a->dcap_enclave, &b->dcap_enclave) &&
                same_node(&a->dcap_provision, &b->dcap_provision) &&
                same_node(&a->ias_enclave, &b->ias_enclave) && a->dcap_legacy == b->dcap_legacy;
+}
+
+bool discovery_same_refusals(const struct discovery *a, const struct discovery *b) {
+        if (a->n_refused != b->n_refused)
+                return false;
+        for (size_t i = 0; i < a->n_refused; i++) {
+                const struct discovery_refused *x = &a->refused[i], *y = &b->refused[i];
+
+                if (strcmp(x->name, y->name) != 0 || strcmp(x->target, y->target) != 0 ||
+                    strcmp(x->kernel_name, y->kernel_name) != 0 || x->major != y->major ||
+                    x->minor != y->minor || x->reason != y->reason)
+                        return false;
+        }
+        return true;
+}
+
+const char *discovery_refusal_name(enum discovery_refusal r) {
+        switch (r) {
+        case DISCOVERY_REFUSED_NOT_CHAR:
+                return "not-char";
+        case DISCOVERY_REFUSED_NOT_MISC:
+                return "not-misc";
+        case DISCOVERY_REFUSED_NOT_SGX_NAME:
+                return "not-sgx-name";
+        case DISCOVERY_REFUSED_KERNEL_NAME:
+                return "kernel-name";
+        case DISCOVERY_REFUSED_KERNEL_NONAME:
+                return "kernel-no-name";
+        }
+        return "unknown";
+}
+
+const char *discovery_refusal_reason(enum discovery_refusal r) {
+        switch (r) {
+        case DISCOVERY_REFUSED_NOT_CHAR:
+                return "not a character device";
+        case DISCOVERY_REFUSED_NOT_MISC:
+                return "not a misc device (major 10), which every SGX driver makes";
+        case DISCOVERY_REFUSED_NOT_SGX_NAME:
+                return "the node it resolves to has no SGX name of its role";
+        case DISCOVERY_REFUSED_KERNEL_NAME:
+                return "the kernel (sysfs DEVNAME) names that device";
+        case DISCOVERY_REFUSED_KERNEL_NONAME:
+                return "the kernel's uevent for that device has no DEVNAME";
+        }
+        return "unknown";
 }
 
 const char *sgx_class_name(enum sgx_class c) {

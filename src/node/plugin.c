@@ -216,9 +216,28 @@ static void sync_capabilities(struct plugin *p) {
         labeler_set(p->labeler, &labels);
 }
 
+/*
+ * One warn line per device node refused as not SGX (discovery.c), naming the SGX path, the node
+ * it resolves to, its numbers and why: nothing of it is advertised or mapped.
+ */
+static void log_refusals(const struct plugin *p, const struct discovery *d) {
+        for (size_t i = 0; i < d->n_refused; i++) {
+                const struct discovery_refused *x = &d->refused[i];
+
+                log_warn(NULL, x->path,
+                         "refusing %s device node: target=%s dev=%u:%u reason=%s: %s%s%s%s; not "
+                         "advertised or mapped",
+                         sgx_class_name(x->cls), x->target, x->major, x->minor,
+                         discovery_refusal_name(x->reason), discovery_refusal_reason(x->reason),
+                         x->kernel_name[0] ? " \"" : "", x->kernel_name,
+                         x->kernel_name[0] ? "\"" : "");
+        }
+}
+
 static void sync_devices(struct plugin *p) {
         struct discovery d;
-        int r = discovery_scan(p->opt->dev_root, &d);
+        bool same_refusals;
+        int r = discovery_scan_at(p->opt->dev_root, p->opt->sys_root, &d);
 
         if (r < 0) {
                 if (r != p->scan_error)
@@ -233,8 +252,17 @@ static void sync_devices(struct plugin *p) {
                 log_warn(NULL, p->opt->dev_root, "device root does not exist yet, watching for it");
         p->devroot_missing_logged = d.dev_root_missing;
 
-        if (p->scanned && discovery_same_devices(&p->disc, &d))
+        /* Refusals are logged when they change, not on every rescan. */
+        same_refusals = p->scanned && discovery_same_refusals(&p->disc, &d);
+        if (!same_refusals)
+                log_refusals(p, &d);
+        if (p->scanned && discovery_same_devices(&p->disc, &d)) {
+                if (!same_refusals) {
+                        p->disc = d; /* the verdict tells of refusals */
+                        sync_capabilities(p);
+                }
                 return;
+        }
         log_devices(p, &d);
         p->disc = d;
         p->scanned = true;

@@ -101,7 +101,8 @@ struct grpc_call {
                                          has begun to take; 0: |out| starts with a whole one */
         enum grpc_status status;      /* final status once finished */
         char *message;                /* final grpc-message, percent-encoded (owned), or NULL */
-        struct loop_source *deadline; /* grpc-timeout timer (owned), or NULL */
+        uint64_t deadline_usec;       /* grpc-timeout as loop_now_usec() time, 0: none (the
+                                         server's one deadline timer expires it) */
 };
 
 struct grpc_conn {
@@ -126,7 +127,12 @@ struct grpc_server {
         char *path;                       /* owned */
         int fd;                           /* listening socket (owned), -1 once closed */
         struct loop_source *listen_src;   /* owned */
-        struct loop_source *accept_retry; /* re-enables accept() after EMFILE (owned), or NULL */
+        struct loop_source *accept_retry; /* re-enables accept() after EMFILE (owned); made with
+                                           * the server: no timerfd can be made without fds */
+        bool accept_paused;               /* listen_src is disarmed until accept_retry fires */
+        struct loop_source *deadlines;    /* one timer for every call's deadline (owned), made
+                                           * with the server: a call needs no descriptor */
+        uint64_t deadlines_at;            /* when |deadlines| fires (loop_now_usec), 0: disarmed */
         dev_t dev;                        /* the bound socket's identity */
         ino_t ino;
         struct grpc_server_config cfg;        /* copy; methods and log_resource borrowed */
@@ -185,7 +191,7 @@ static void call_free(struct grpc_call *call) {
 
         if (!call->stream_closed)
                 (void) nghttp2_session_set_stream_user_data(c->session, call->stream_id, NULL);
-        call->deadline = loop_source_free(call->deadline);
+        call->deadline_usec = 0;
         grpc_deframer_done(&call->deframer);
         grpc_buf_free(&call->out);
         free(call->req);
@@ -265,7 +271,7 @@ static void call_reject(struct grpc_call *call, int http_status, enum grpc_statu
         call->finished = call->ended = true;
         call->ready = false;
         call->status = status;
-        call->deadline = loop_source_free(call->deadline);
+        call->deadline_usec = 0;
         grpc_deframer_done(&call->deframer);
         free(call->req);
         call->req = NULL;
@@ -302,12 +308,12 @@ static void conn_kick(struct grpc_conn *c) {
         conn_leave(c);
 }
 
-static void call_on_deadline(struct loop_source *src, void *userdata) {
-        struct grpc_call *call = userdata;
+/* The call's deadline passed: it ends with DEADLINE_EXCEEDED, or its stream is reset. */
+static void call_expire(struct grpc_call *call) {
         struct grpc_conn *c = call->conn;
 
         conn_enter(c);
-        call->deadline = loop_source_free(call->deadline);
+        call->deadline_usec = 0;
         if (!call->finished && !call->ended) {
                 if (!call->headers_submitted)
                         call_reject(call, 200, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
@@ -348,6 +354,49 @@ static void call_on_deadline(struct loop_source *src, void *userdata) {
         c->want_flush = true;
         conn_pump(c);
         conn_leave(c);
+}
+
+/* Arms the server's deadline timer for |at| (loop_now_usec time) unless it fires earlier. */
+static int server_arm_deadlines(struct grpc_server *s, uint64_t at) {
+        uint64_t now = loop_now_usec();
+        int r;
+
+        if (s->deadlines_at != 0 && s->deadlines_at <= at)
+                return 0;
+        r = loop_timer_arm(s->deadlines, at > now ? at - now : 1, 0);
+        if (r < 0)
+                return r;
+        s->deadlines_at = at;
+        return 0;
+}
+
+/*
+ * The deadline timer fired: arms it for the next deadline first, then expires one call whose
+ * deadline passed (another one due makes the timer fire again at once). Expiring comes last and
+ * nothing is touched after it: ending a call may end its connection, or the server itself.
+ */
+static void server_on_deadlines(struct loop_source *src, void *userdata) {
+        struct grpc_server *s = userdata;
+        struct grpc_call *due = NULL;
+        uint64_t now = loop_now_usec(), next = 0;
+
+        s->deadlines_at = 0;
+        for (struct grpc_conn *c = s->conns; c; c = c->next) {
+                if (c->dead)
+                        continue;
+                for (struct grpc_call *call = c->calls; call; call = call->next) {
+                        if (call->deadline_usec == 0)
+                                continue;
+                        if (!due && call->deadline_usec <= now)
+                                due = call;
+                        else if (next == 0 || call->deadline_usec < next)
+                                next = call->deadline_usec;
+                }
+        }
+        if (next != 0 && server_arm_deadlines(s, next) < 0)
+                log_warn(res(s), s->path, "cannot arm the deadline timer, deadlines are late");
+        if (due)
+                call_expire(due);
 }
 
 /* The request HEADERS are complete: check them, route the call, arm its deadline. */
@@ -392,15 +441,12 @@ static void call_on_request_headers(struct grpc_call *call) {
         }
 
         if (call->timeout_seen) {
-                r = loop_add_timer(s->loop, call_on_deadline, call, &call->deadline);
-                if (r >= 0)
-                        r = loop_timer_arm(call->deadline,
-                                           call->timeout_usec > MIN_DEADLINE_USEC
-                                                   ? call->timeout_usec
-                                                   : MIN_DEADLINE_USEC,
-                                           0);
+                call->deadline_usec = loop_now_usec() + (call->timeout_usec > MIN_DEADLINE_USEC
+                                                                 ? call->timeout_usec
+                                                                 : MIN_DEADLINE_USEC);
+                r = server_arm_deadlines(s, call->deadline_usec);
                 if (r < 0) {
-                        call->deadline = loop_source_free(call->deadline);
+                        call->deadline_usec = 0;
                         call_reject(call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED,
                                     "cannot arm deadline timer: %s", strerror(-r));
                         return;
@@ -581,7 +627,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
         call->stream_closed = true;
         call->ended = true;
         call->ready = false;
-        call->deadline = loop_source_free(call->deadline);
+        call->deadline_usec = 0;
         return 0;
 }
 
@@ -697,7 +743,7 @@ static void conn_close(struct grpc_conn *c, bool by_peer) {
         conn_enter(c);
         /* Nothing can free these calls while we hold the connection busy. */
         for (struct grpc_call *call = c->calls; call; call = call->next) {
-                call->deadline = loop_source_free(call->deadline);
+                call->deadline_usec = 0;
                 call_notify_closed(call, by_peer);
         }
         c->io = loop_source_free(c->io);
@@ -898,12 +944,40 @@ static size_t server_count_open(const struct grpc_server *s) {
 static void server_on_accept_retry(struct loop_source *src, void *userdata) {
         struct grpc_server *s = userdata;
 
+        s->accept_paused = false;
         (void) loop_io_set_events(s->listen_src, EPOLLIN);
+}
+
+/*
+ * accept() ran out of descriptors or memory (|err|). The listening socket is level-triggered:
+ * armed, it would fire again at once and spin, so it is disarmed until accept_retry fires, and
+ * one line says so per pause. The connections already open go on being served.
+ */
+static void server_pause_accepts(struct grpc_server *s, int err) {
+        size_t n = server_count_open(s);
+        int r;
+
+        r = loop_io_set_events(s->listen_src, 0);
+        if (r >= 0)
+                r = loop_timer_arm(s->accept_retry, ACCEPT_PAUSE_USEC, 0);
+        if (r < 0) {
+                (void) loop_io_set_events(s->listen_src, EPOLLIN);
+                log_warn(res(s), s->path,
+                         "accept failed: %s, %zu connection%s open; cannot pause accepts: %s",
+                         strerror(err), n, n == 1 ? "" : "s", strerror(-r));
+                return;
+        }
+        s->accept_paused = true;
+        log_warn(res(s), s->path,
+                 "accept failed: %s, %zu connection%s open, pausing accepts for 1 s", strerror(err),
+                 n, n == 1 ? "" : "s");
 }
 
 static void server_on_listen(struct loop_source *src, int fd, uint32_t events, void *userdata) {
         struct grpc_server *s = userdata;
 
+        if (s->accept_paused)
+                return; /* a stray event while disarmed (EPOLLERR and EPOLLHUP always report) */
         for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
                 int cfd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), r;
 
@@ -914,17 +988,7 @@ static void server_on_listen(struct loop_source *src, int fd, uint32_t events, v
                                 return;
                         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                             errno == ENOMEM) {
-                                /* Level-triggered: without a pause this would spin. */
-                                log_warn(res(s), s->path,
-                                         "accept failed: %s, pausing accepts "
-                                         "for 1 s",
-                                         strerror(errno));
-                                if (!s->accept_retry &&
-                                    loop_add_timer(s->loop, server_on_accept_retry, s,
-                                                   &s->accept_retry) < 0)
-                                        return;
-                                if (loop_timer_arm(s->accept_retry, ACCEPT_PAUSE_USEC, 0) >= 0)
-                                        (void) loop_io_set_events(s->listen_src, 0);
+                                server_pause_accepts(s, errno);
                                 return;
                         }
                         log_warn(res(s), s->path, "accept failed: %s, ignoring", strerror(errno));
@@ -1029,11 +1093,21 @@ int grpc_server_new(struct loop *l, const char *path, const struct grpc_server_c
         r = loop_add_io(l, s->fd, EPOLLIN, server_on_listen, s, &s->listen_src);
         if (r < 0)
                 goto out_unlink;
+        r = loop_add_timer(l, server_on_accept_retry, s, &s->accept_retry);
+        if (r < 0)
+                goto out_free_listen;
+        r = loop_add_timer(l, server_on_deadlines, s, &s->deadlines);
+        if (r < 0)
+                goto out_free_accept_retry;
 
         log_debug(res(s), s->path, "gRPC server listening");
         *ret = s;
         return 0;
 
+out_free_accept_retry:
+        s->accept_retry = loop_source_free(s->accept_retry);
+out_free_listen:
+        s->listen_src = loop_source_free(s->listen_src);
 out_unlink:
         (void) unlink(path);
 out_close_fd:
@@ -1059,6 +1133,7 @@ struct grpc_server *grpc_server_free(struct grpc_server *s) {
 
         s->listen_src = loop_source_free(s->listen_src);
         s->accept_retry = loop_source_free(s->accept_retry);
+        s->deadlines = loop_source_free(s->deadlines);
         if (grpc_server_owns_path(s))
                 (void) unlink(s->path);
         else

@@ -161,7 +161,7 @@ def node(request, workdir, devtree, binary):
     nodes = []
 
     def make(layout="inkernel", args=(), kubelet=True, authority=None, wait=True,
-             resources=None, kubelet_dir=None, dev_root=None):
+             resources=None, kubelet_dir=None, dev_root=None, preexec_fn=None):
         if layout is None:  # the dev root does not exist yet
             dev = sdp.DevTree(dev_root or os.path.join(workdir, "dev"))
         else:
@@ -172,7 +172,7 @@ def node(request, workdir, devtree, binary):
             k.start()
         log = os.path.join(workdir, "daemon.log")
         d = sdp.Daemon(["--kubelet-dir", kdir, "--dev-root", dev.root, "--log-format", "json",
-                        "--log-level", "debug"] + list(args), log)
+                        "--log-level", "debug"] + list(args), log, preexec_fn=preexec_fn)
         n = Node(workdir, dev, kdir, k, d, resources or list(sdp.RESOURCES))
         nodes.append(n)
         d.start()

@@ -74,6 +74,8 @@ def poll(predicate, timeout, what, interval=0.02):
 ENCLAVE = (10, 125)
 PROVISION = (10, 126)
 ISGX = (10, 57)
+MEM = (1, 1)  # /dev/mem
+WATCHDOG = (10, 130)  # a misc device that is not SGX
 
 LAYOUTS = {
     # in-kernel driver (Linux 5.11+)
@@ -108,6 +110,12 @@ LAYOUTS = {
     "provision_only": [("sgx_provision", "c", PROVISION)],
     # right names, wrong file types: a regular file and a directory
     "not_chardev": [("sgx_enclave", "f", None), ("isgx", "d", None)],
+    # issue 10: SGX names on what is not SGX, refused (test_11_sgx_only.py)
+    "mem_link": [("mem", "c", MEM), ("sgx_enclave", "l", "mem")],
+    "mem_dirlink": [("mem", "c", MEM), ("sgx/enclave", "l", "../mem")],
+    "mem_numbers": [("sgx_enclave", "c", MEM)],
+    "chain_outside": [("watchdog", "c", WATCHDOG), ("sgx_enclave", "l", "sgx/enclave"),
+                      ("sgx/enclave", "l", "../wd"), ("wd", "l", "/dev/watchdog")],
 }
 
 
@@ -183,9 +191,10 @@ class Daemon:
     """build/sgxdevplugin as a child process; stderr (its log) goes to a file that wait_log()
     reads. Lines are parsed as JSON when they are; other lines are kept as {"raw": line}."""
 
-    def __init__(self, args, log_path, binary=BINARY):
+    def __init__(self, args, log_path, binary=BINARY, preexec_fn=None):
         self.args = [binary] + list(args)
         self.log_path = log_path
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. setrlimit)
         self.proc = None
         self.returncode = None
 
@@ -193,7 +202,7 @@ class Daemon:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._log,
-                                     env=sanitizer_env())
+                                     env=sanitizer_env(), preexec_fn=self.preexec_fn)
         return self
 
     def alive(self):
@@ -206,6 +215,16 @@ class Daemon:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
+
+    def cpu_seconds(self):
+        """utime + stime of the daemon from /proc/PID/stat, in seconds."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # after "pid (comm)": state is field 3, utime 14 and stime 15 (1-based)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def open_fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def raw_lines(self):
         with open(self.log_path, "rb") as f:

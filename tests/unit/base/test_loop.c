@@ -149,6 +149,54 @@ static void test_loop_timer_of_one_usec_fires(void) {
         loop_free(c.loop);
 }
 
+/*
+ * An io source whose fd stays readable (level-triggered) is not dispatched while its mask is 0,
+ * and is again once EPOLLIN is back: what grpc_server's accept pause relies on (issue 10).
+ */
+struct disarm_ctx {
+        struct loop *loop;
+        struct loop_source *io, *timer;
+        int io_calls;
+        int io_calls_when_timer_fired;
+};
+
+static void on_readable_disarm(struct loop_source *s, int fd, uint32_t events, void *userdata) {
+        struct disarm_ctx *c = userdata;
+
+        if (++c->io_calls == 1) {
+                CHECK_INT(loop_io_set_events(c->io, 0), 0);
+                CHECK_INT(loop_timer_arm(c->timer, 30000, 0), 0);
+                return;
+        }
+        loop_quit(c->loop, 0);
+}
+
+static void on_rearm(struct loop_source *s, void *userdata) {
+        struct disarm_ctx *c = userdata;
+
+        c->io_calls_when_timer_fired = c->io_calls;
+        CHECK_INT(loop_io_set_events(c->io, EPOLLIN), 0);
+}
+
+static void test_loop_io_mask_zero_disarms_level_triggered_fd(void) {
+        struct disarm_ctx c = {0};
+        int p[2];
+
+        CHECK_INT(pipe(p), 0);
+        CHECK_INT((int) write(p[1], "x", 1), 1); /* readable until the end: never read */
+        CHECK_INT(loop_new(&c.loop), 0);
+        CHECK_INT(loop_add_io(c.loop, p[0], EPOLLIN, on_readable_disarm, &c, &c.io), 0);
+        CHECK_INT(loop_add_timer(c.loop, on_rearm, &c, &c.timer), 0);
+        CHECK_INT(loop_run(c.loop), 0);
+        CHECK_INT(c.io_calls_when_timer_fired, 1);
+        CHECK_INT(c.io_calls, 2);
+        loop_source_free(c.io);
+        loop_source_free(c.timer);
+        loop_free(c.loop);
+        close(p[0]);
+        close(p[1]);
+}
+
 int main(void) {
         RUN(test_loop_timer_fires_once_and_quit_code_returns);
         RUN(test_loop_timer_interval_repeats);
@@ -157,5 +205,6 @@ int main(void) {
         RUN(test_loop_disarmed_timer_does_not_fire);
         RUN(test_loop_io_set_events_rejects_timer);
         RUN(test_loop_timer_of_one_usec_fires);
+        RUN(test_loop_io_mask_zero_disarms_level_triggered_fd);
         return unit_done();
 }

@@ -93,7 +93,11 @@ static char *run_probe(int *ret, ...) {
         CHECK_INT(r, 0);
         if (r < 0)
                 return NULL;
-        CHECK_INT(discovery_scan(o.dev_root, &d), 0);
+        /* as main.c scans, but the host's own /sys stays out of the tests */
+        CHECK_INT(discovery_scan_at(
+                          o.dev_root,
+                          strcmp(o.sys_root, CLI_DEFAULT_SYS_ROOT) != 0 ? o.sys_root : NULL, &d),
+                  0);
         r = caps_collect(o.proc_root, o.sys_root, o.cpuid_file, &d, &caps, err, sizeof(err));
         CHECK_INT(r, 0);
         if (r < 0)
@@ -275,9 +279,9 @@ static void test_probe_json_legacy_and_ias(void) {
         char maps[512];
 
         setup();
-        chr_in("sgx", 243, 0);
-        chr_in("sgx_prv", 243, 1);
-        chr_in("isgx", 247, 0);
+        chr_in("sgx", 10, 243);
+        chr_in("sgx_prv", 10, 244);
+        chr_in("isgx", 10, 247);
         j = run_probe_json("--max-pods", "7");
         CHECK(json_is_true(json_object_get(json_object_get(j, "in_use"), "dcap_legacy")));
         maps_of(j, "dcap", maps, sizeof(maps));
@@ -294,7 +298,7 @@ static void test_probe_json_aesmd_mount(void) {
         json_t *j, *m;
 
         setup();
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", 10, 247);
         j = run_probe_json("--aesmd-dir", "/var/run/aesmd");
         m = json_array_get(
                 json_object_get(json_object_get(resource(j, "ias"), "allocate"), "mounts"), 0);
@@ -324,7 +328,7 @@ static void test_probe_json_escapes_strings(void) {
         /* a dev root that needs escaping: the JSON must still parse and round-trip */
         snprintf(root, sizeof(root), "%s/q\"\\\n", top);
         CHECK(mkdir(root, 0755) == 0);
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", 10, 247);
         j = run_probe_json(NULL, NULL);
         CHECK_STR(json_string_value(json_object_get(j, "dev_root")), root);
         json_decref(j);
@@ -340,7 +344,7 @@ static void test_probe_write_error(void) {
         FILE *f;
 
         setup();
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", 10, 247);
         CHECK_INT(cli_parse(4, argv, &o, err, sizeof(err)), 0);
         CHECK_INT(discovery_scan(root, &d), 0);
         f = fopen("/dev/full", "w");
@@ -533,6 +537,105 @@ static void test_probe_without_capabilities(void) {
         teardown();
 }
 
+/* ---- refused device nodes (issue 10) ---- */
+
+/* sgx_enclave -> mem (c 1 1): listed as refused with the reason, nothing advertised or mapped */
+static void test_probe_issue10_refused_text(void) {
+        char p[256], *text;
+
+        setup();
+        chr_in("mem", 1, 1);
+        snprintf(p, sizeof(p), "%s/sgx_enclave", root);
+        CHECK(symlink("mem", p) == 0);
+        text = run_probe(NULL, NULL);
+        CHECK(text != NULL);
+        if (!text)
+                goto out;
+        CHECK(strstr(text, "(device nodes refused as not SGX, see below)"));
+        CHECK(strstr(text, "refused device nodes (not SGX: never advertised or mapped):\n"));
+        CHECK(strstr(text, "  sgx_enclave  yes   /dev/mem     1:1          not-misc: not a misc "
+                           "device (major 10)"));
+        CHECK(strstr(text, "sgx.k8s.io/sgx        0  None"));
+        CHECK(strstr(text, "Allocate") == NULL);
+        CHECK(strstr(text, "\nverdict: refused - not usable: SGX refused: /dev/sgx_enclave -> "
+                           "/dev/mem (1:1)"));
+        free(text);
+out:
+        teardown();
+}
+
+static void uevent_at(const char *sys, const char *num, const char *text) {
+        char p[256];
+        FILE *f;
+
+        snprintf(p, sizeof(p), "%s/dev/char/%s", sys, num);
+        for (char *c = p + strlen(sys) + 1; *c; c++)
+                if (*c == '/') {
+                        *c = '\0';
+                        (void) mkdir(p, 0755);
+                        *c = '/';
+                }
+        CHECK(mkdir(p, 0755) == 0);
+        snprintf(p, sizeof(p), "%s/dev/char/%s/uevent", sys, num);
+        f = fopen(p, "w");
+        CHECK(f != NULL);
+        if (f) {
+                fputs(text, f);
+                fclose(f);
+        }
+}
+
+/* the kernel names 10:125 "watchdog": JSON lists it with the kernel's name, the verdict says so */
+static void test_probe_issue10_refused_json(void) {
+        char sys[128];
+        json_t *j, *x, *caps;
+
+        setup();
+        snprintf(sys, sizeof(sys), "%s/sysfs", top);
+        CHECK(mkdir(sys, 0755) == 0);
+        uevent_at(sys, "10:125", "MAJOR=10\nMINOR=125\nDEVNAME=watchdog\n");
+        chr_in("sgx_enclave", 10, 125);
+        chr_in("sgx_provision", 10, 126);
+        j = run_probe_json("--sys-root", sys);
+        CHECK(j != NULL);
+        if (!j)
+                goto out;
+        CHECK_INT(json_array_size(json_object_get(j, "refused")), 1);
+        x = json_array_get(json_object_get(j, "refused"), 0);
+        CHECK_STR(json_string_value(json_object_get(x, "name")), "sgx_enclave");
+        CHECK_STR(json_string_value(json_object_get(x, "path")), "/dev/sgx_enclave");
+        CHECK_STR(json_string_value(json_object_get(x, "target")), "/dev/sgx_enclave");
+        CHECK_INT(json_integer_value(json_object_get(x, "major")), 10);
+        CHECK_INT(json_integer_value(json_object_get(x, "minor")), 125);
+        CHECK_STR(json_string_value(json_object_get(x, "kernel_name")), "watchdog");
+        CHECK_STR(json_string_value(json_object_get(x, "reason")), "kernel-name");
+        CHECK(json_is_false(json_object_get(x, "link")));
+        CHECK(json_is_null(json_object_get(json_object_get(j, "in_use"), "dcap_enclave")));
+        CHECK(json_is_null(json_object_get(resource(j, "sgx"), "allocate")));
+        CHECK(json_is_null(json_object_get(resource(j, "dcap"), "allocate")));
+        caps = json_object_get(j, "capabilities");
+        CHECK_STR(json_string_value(json_object_get(caps, "verdict")), "refused");
+        json_decref(j);
+out:
+        teardown();
+}
+
+/* nothing refused: an empty list */
+static void test_probe_issue10_nothing_refused_json(void) {
+        json_t *j;
+
+        setup();
+        in_kernel_tree();
+        j = run_probe_json(NULL, NULL);
+        CHECK(json_is_array(json_object_get(j, "refused")));
+        CHECK_INT(json_array_size(json_object_get(j, "refused")), 0);
+        CHECK(j && strcmp(json_string_value(
+                                  json_object_get(json_object_get(j, "capabilities"), "verdict")),
+                          "refused") != 0);
+        json_decref(j);
+        teardown();
+}
+
 int main(void) {
         RUN(test_probe_nothing_found);
         RUN(test_probe_missing_root);
@@ -549,5 +652,8 @@ int main(void) {
         RUN(test_probe_json_capabilities);
         RUN(test_probe_json_capabilities_no_flc);
         RUN(test_probe_without_capabilities);
+        RUN(test_probe_issue10_refused_text);
+        RUN(test_probe_issue10_refused_json);
+        RUN(test_probe_issue10_nothing_refused_json);
         return unit_done();
 }

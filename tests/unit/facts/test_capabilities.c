@@ -1069,6 +1069,53 @@ static void test_caps_names(void) {
         CHECK_STR(sgx_verdict_name(SGX_VERDICT_NO_DRIVER), "no-driver");
 }
 
+/* Discovery refused /dev/sgx_enclave -> /dev/mem (issue 10): the verdict says so. */
+static void add_refusal(struct discovery *d, const char *path, const char *target, unsigned maj,
+                        unsigned min) {
+        struct discovery_refused *x = &d->refused[d->n_refused++];
+
+        snprintf(x->name, sizeof(x->name), "%s", path + strlen("/dev/"));
+        snprintf(x->path, sizeof(x->path), "%s", path);
+        snprintf(x->target, sizeof(x->target), "%s", target);
+        x->major = maj;
+        x->minor = min;
+        x->reason = DISCOVERY_REFUSED_NOT_MISC;
+}
+
+static void test_caps_verdict_issue10_refused(void) {
+        struct sgx_kernel k;
+        struct sgx_caps c;
+        struct sgx_cpu cpu;
+        struct discovery d;
+
+        make_kernel(&k, "6.2.0-39-generic", "fpu sgx sgx_lc", 2028u, 2036u, 0u);
+        decode_fixture("icelake-sp-xeon.cpuid", &cpu);
+
+        /* nothing usable: refused, not "load the driver" */
+        make_disc(NONE, &d);
+        add_refusal(&d, "/dev/sgx_enclave", "/dev/mem", 1, 1);
+        caps_evaluate(&cpu, &k, &d, &c);
+        CHECK_INT(c.verdict, SGX_VERDICT_REFUSED);
+        CHECK(!c.dcap && !c.ias);
+        HAS(c.verdict_line, "not usable: SGX refused: /dev/sgx_enclave -> /dev/mem (1:1)");
+        HAS(c.verdict_line, "major 10");
+        CHECK_STR(sgx_verdict_name(c.verdict), "refused");
+
+        /* usable beside a refused name: usable, and the line ends with the refusal */
+        make_disc(INKERNEL, &d);
+        add_refusal(&d, "/dev/isgx", "/dev/mem", 1, 1);
+        add_refusal(&d, "/dev/sgx_prv", "/dev/zero", 1, 5);
+        caps_evaluate(&cpu, &k, &d, &c);
+        CHECK_INT(c.verdict, SGX_VERDICT_USABLE);
+        HAS(c.verdict_line, "SGX usable");
+        HAS(c.verdict_line, "; refused 2 nodes as not SGX (/dev/isgx)");
+
+        /* no refusal, no note */
+        make_disc(INKERNEL, &d);
+        caps_evaluate(&cpu, &k, &d, &c);
+        CHECK(strstr(c.verdict_line, "refused") == NULL);
+}
+
 int main(void) {
         setup();
         RUN(test_caps_decode_icelake_sp);
@@ -1105,6 +1152,7 @@ int main(void) {
         RUN(test_caps_verdict_null_discovery);
         RUN(test_caps_collect);
         RUN(test_caps_names);
+        RUN(test_caps_verdict_issue10_refused);
         teardown();
         return unit_done();
 }

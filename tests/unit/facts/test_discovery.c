@@ -21,6 +21,10 @@
 #define ENC_MAJ 10
 #define ENC_MIN 125
 #define PRV_MIN 126
+/* Dynamic misc minors, as the legacy DCAP (sgx, sgx_prv) and IAS (isgx) drivers get them. */
+#define LEG_MIN 243
+#define LEG_PRV_MIN 244
+#define ISGX_MIN 57
 
 static char top[64];   /* the mkdtemp dir */
 static char root[128]; /* top/dev, the dev root under test */
@@ -105,6 +109,56 @@ static void scan_ok(struct discovery *d) {
         CHECK_INT(discovery_scan(root, d), 0);
 }
 
+/* top/sys/dev/char/MAJ:MIN/uevent holding |text|: the kernel's view of one device. */
+static void uevent_in(unsigned maj, unsigned min, const char *text) {
+        const char *dirs[] = {"sys", "sys/dev", "sys/dev/char"};
+        char p[256];
+        FILE *f;
+
+        for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+                snprintf(p, sizeof(p), "%s/%s", top, dirs[i]);
+                if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+                        perror(p);
+                        exit(2);
+                }
+        }
+        snprintf(p, sizeof(p), "%s/sys/dev/char/%u:%u", top, maj, min);
+        if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+                perror(p);
+                exit(2);
+        }
+        snprintf(p, sizeof(p), "%s/sys/dev/char/%u:%u/uevent", top, maj, min);
+        f = fopen(p, "w");
+        if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+                perror(p);
+                exit(2);
+        }
+}
+
+static void scan_sys_ok(struct discovery *d) {
+        char sys[160];
+
+        snprintf(sys, sizeof(sys), "%s/sys", top);
+        memset(d, 0xaa, sizeof(*d));
+        CHECK_INT(discovery_scan_at(root, sys, d), 0);
+}
+
+static const struct discovery_refused *refused(const struct discovery *d, const char *name) {
+        for (size_t i = 0; i < d->n_refused; i++)
+                if (strcmp(d->refused[i].name, name) == 0)
+                        return &d->refused[i];
+        return NULL;
+}
+
+/* Nothing chosen, nothing listed as found: only refusals. */
+static void check_nothing_used(const struct discovery *d) {
+        CHECK(!discovery_has_dcap(d));
+        CHECK(!discovery_has_ias(d));
+        CHECK(!discovery_has_provision(d));
+        CHECK(!d->dcap_provision.present);
+        CHECK_INT(d->n_entries, 0);
+}
+
 /* ---- layouts ---- */
 
 static void test_discovery_in_kernel_driver(void) {
@@ -175,16 +229,16 @@ static void test_discovery_legacy_sgx_char_device(void) {
         struct discovery d;
 
         setup();
-        chr_in("sgx", 243, 0);
-        chr_in("sgx_prv", 243, 1);
+        chr_in("sgx", ENC_MAJ, LEG_MIN);
+        chr_in("sgx_prv", ENC_MAJ, LEG_PRV_MIN);
         scan_ok(&d);
         CHECK(discovery_has_dcap(&d));
         CHECK(d.dcap_legacy);
         CHECK(discovery_has_provision(&d));
         CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx");
-        CHECK_INT(d.dcap_enclave.major, 243);
+        CHECK_INT(d.dcap_enclave.major, ENC_MAJ);
         CHECK_STR(d.dcap_provision.host_path, "/dev/sgx_prv");
-        CHECK_INT(d.dcap_provision.minor, 1);
+        CHECK_INT(d.dcap_provision.minor, LEG_PRV_MIN);
         CHECK_INT(d.n_entries, 2);
         CHECK_STR(d.entries[0].name, "sgx");
         CHECK_STR(d.entries[1].name, "sgx_prv");
@@ -195,7 +249,7 @@ static void test_discovery_legacy_takes_only_sgx_prv(void) {
         struct discovery d;
 
         setup();
-        chr_in("sgx", 243, 0);
+        chr_in("sgx", ENC_MAJ, LEG_MIN);
         chr_in("sgx_provision", ENC_MAJ, PRV_MIN);
         scan_ok(&d);
         CHECK(d.dcap_legacy);
@@ -210,7 +264,7 @@ static void test_discovery_non_legacy_ignores_sgx_prv(void) {
 
         setup();
         chr_in("sgx_enclave", ENC_MAJ, ENC_MIN);
-        chr_in("sgx_prv", 243, 1);
+        chr_in("sgx_prv", ENC_MAJ, LEG_PRV_MIN);
         scan_ok(&d);
         CHECK(!d.dcap_legacy);
         CHECK(!d.dcap_provision.present);
@@ -223,13 +277,13 @@ static void test_discovery_ias_only(void) {
         const struct discovery_entry *e;
 
         setup();
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", ENC_MAJ, ISGX_MIN);
         scan_ok(&d);
         CHECK(!discovery_has_dcap(&d));
         CHECK(discovery_has_ias(&d));
         CHECK(!discovery_has_provision(&d));
         CHECK_STR(d.ias_enclave.host_path, "/dev/isgx");
-        CHECK_INT(d.ias_enclave.major, 247);
+        CHECK_INT(d.ias_enclave.major, ENC_MAJ);
         e = entry(&d, "isgx");
         CHECK(e && e->cls == SGX_CLASS_IAS && e->role == SGX_ROLE_ENCLAVE);
         teardown();
@@ -241,7 +295,7 @@ static void test_discovery_dcap_and_ias(void) {
         setup();
         chr_in("sgx_enclave", ENC_MAJ, ENC_MIN);
         chr_in("sgx_provision", ENC_MAJ, PRV_MIN);
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", ENC_MAJ, ISGX_MIN);
         scan_ok(&d);
         CHECK(discovery_has_dcap(&d));
         CHECK(discovery_has_ias(&d));
@@ -364,34 +418,48 @@ static void test_discovery_absolute_link(void) {
         struct discovery d;
 
         setup();
-        mkdir_in("real");
-        chr_in("real/enclave0", ENC_MAJ, ENC_MIN);
-        link_in("sgx_enclave", "/dev/real/enclave0");
         mkdir_in("sgx");
+        chr_in("sgx/sgx_enclave", ENC_MAJ, ENC_MIN);
+        link_in("sgx_enclave", "/dev/sgx/sgx_enclave");
         link_in("sgx/enclave", "/dev/sgx_enclave"); /* two hops */
         scan_ok(&d);
         CHECK(discovery_has_dcap(&d));
-        CHECK_STR(d.dcap_enclave.host_path, "/dev/real/enclave0");
-        CHECK_INT(d.n_entries, 2);
-        CHECK_STR(d.entries[1].host_path, "/dev/real/enclave0");
+        CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx/sgx_enclave");
+        CHECK_INT(d.n_entries, 3);
+        CHECK_STR(d.entries[1].host_path, "/dev/sgx/sgx_enclave");
         CHECK(d.entries[1].is_link);
+        CHECK_INT(d.n_refused, 0);
         teardown();
 }
 
 static void test_discovery_linked_directory(void) {
         struct discovery d;
 
+        /* A linked directory is followed; a real node outside the SGX names is refused (issue 10).
+         */
         setup();
         mkdir_in("sgx_dir");
         chr_in("sgx_dir/enclave", ENC_MAJ, ENC_MIN);
         link_in("sgx", "sgx_dir");
         scan_ok(&d);
-        CHECK(discovery_has_dcap(&d));
+        CHECK(!discovery_has_dcap(&d));
         CHECK(!d.dcap_legacy);
-        CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx_dir/enclave");
-        CHECK_INT(d.n_entries, 1);
-        CHECK_STR(d.entries[0].name, "sgx/enclave");
-        CHECK(d.entries[0].is_link);
+        CHECK_INT(d.n_entries, 0);
+        CHECK_INT(d.n_refused, 1);
+        CHECK_STR(d.refused[0].name, "sgx/enclave");
+        CHECK_STR(d.refused[0].target, "/dev/sgx_dir/enclave");
+        CHECK(d.refused[0].is_link);
+        CHECK_INT(d.refused[0].reason, DISCOVERY_REFUSED_NOT_SGX_NAME);
+        teardown();
+
+        /* "sgx -> ." makes sgx/sgx_enclave a name of the real sgx_enclave */
+        setup();
+        chr_in("sgx_enclave", ENC_MAJ, ENC_MIN);
+        link_in("sgx", ".");
+        scan_ok(&d);
+        CHECK(discovery_has_dcap(&d));
+        CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx_enclave");
+        CHECK(entry(&d, "sgx/sgx_enclave") && entry(&d, "sgx/sgx_enclave")->is_link);
         teardown();
 }
 
@@ -410,12 +478,11 @@ static void test_discovery_two_nodes_same_devnum(void) {
 
         /* sgx/enclave before the legacy name: not legacy */
         setup();
-        mkdir_in("sgx_real");
-        chr_in("sgx_real/enclave", ENC_MAJ, ENC_MIN);
-        link_in("sgx", "sgx_real");
+        mkdir_in("sgx");
+        chr_in("sgx/enclave", ENC_MAJ, ENC_MIN);
         chr_in("isgx", ENC_MAJ, ENC_MIN);
         scan_ok(&d);
-        CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx_real/enclave");
+        CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx/enclave");
         CHECK(!d.dcap_legacy);
         /* isgx with the DCAP device's numbers is that device, not an IAS one */
         CHECK(!discovery_has_ias(&d));
@@ -426,8 +493,8 @@ static void test_discovery_legacy_through_link(void) {
         struct discovery d;
 
         setup();
-        chr_in("sgx", 243, 0);
-        chr_in("sgx_prv", 243, 1);
+        chr_in("sgx", ENC_MAJ, LEG_MIN);
+        chr_in("sgx_prv", ENC_MAJ, LEG_PRV_MIN);
         link_in("sgx_enclave", "sgx");
         scan_ok(&d);
         CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx");
@@ -530,13 +597,15 @@ static void test_discovery_link_chain_within_limit(void) {
         struct discovery d;
 
         setup();
-        link_in("isgx", "l1");
+        mkdir_in("sgx");
+        link_in("sgx_enclave", "l1");
         link_in("l1", "l2");
-        link_in("l2", "l3");
-        chr_in("l3", 247, 0);
+        link_in("l2", "sgx/enclave");
+        chr_in("sgx/enclave", ENC_MAJ, ENC_MIN);
         scan_ok(&d);
-        CHECK(discovery_has_ias(&d));
-        CHECK_STR(d.ias_enclave.host_path, "/dev/l3");
+        CHECK(discovery_has_dcap(&d));
+        CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx/enclave");
+        CHECK(d.entries[0].is_link);
         teardown();
 }
 
@@ -597,7 +666,7 @@ static void test_discovery_deterministic(void) {
         chr_in("sgx_provision", ENC_MAJ, PRV_MIN);
         mkdir_in("sgx");
         link_in("sgx/enclave", "../sgx_enclave");
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", ENC_MAJ, ISGX_MIN);
         scan_ok(&a);
         scan_ok(&b);
         CHECK_INT(a.n_entries, b.n_entries);
@@ -641,7 +710,7 @@ static void test_discovery_same_devices(void) {
         a = b;
 
         /* IAS appears */
-        chr_in("isgx", 247, 0);
+        chr_in("isgx", ENC_MAJ, ISGX_MIN);
         scan_ok(&b);
         CHECK(!discovery_same_devices(&a, &b));
         a = b;
@@ -654,6 +723,318 @@ static void test_discovery_same_devices(void) {
         a = b;
         scan_ok(&b);
         CHECK(discovery_same_devices(&a, &b));
+}
+
+/* ---- SGX and only SGX (issue 10) ---- */
+
+/* sgx_enclave -> mem, mem being c 1 1: /dev/mem would have been handed to every pod. */
+static void test_discovery_issue10_link_to_mem_refused(void) {
+        struct discovery d;
+        const struct discovery_refused *x;
+
+        setup();
+        chr_in("mem", 1, 1);
+        link_in("sgx_enclave", "mem");
+        scan_ok(&d);
+        check_nothing_used(&d);
+        CHECK_INT(d.n_refused, 1);
+        x = refused(&d, "sgx_enclave");
+        CHECK(x != NULL);
+        if (x) {
+                CHECK_STR(x->path, "/dev/sgx_enclave");
+                CHECK_STR(x->target, "/dev/mem");
+                CHECK(x->is_link);
+                CHECK_INT(x->major, 1);
+                CHECK_INT(x->minor, 1);
+                CHECK_INT(x->reason, DISCOVERY_REFUSED_NOT_MISC);
+                CHECK(x->cls == SGX_CLASS_DCAP && x->role == SGX_ROLE_ENCLAVE);
+        }
+        teardown();
+}
+
+/* sgx/enclave -> ../mem, and the provisioning names the same way */
+static void test_discovery_issue10_dir_link_to_mem_refused(void) {
+        struct discovery d;
+        const struct discovery_refused *x;
+
+        setup();
+        chr_in("mem", 1, 1);
+        mkdir_in("sgx");
+        link_in("sgx/enclave", "../mem");
+        link_in("sgx/provision", "/dev/mem");
+        scan_ok(&d);
+        check_nothing_used(&d);
+        CHECK_INT(d.n_refused, 2);
+        x = refused(&d, "sgx/enclave");
+        CHECK(x && strcmp(x->target, "/dev/mem") == 0 && x->reason == DISCOVERY_REFUSED_NOT_MISC);
+        CHECK(x && strcmp(x->path, "/dev/sgx/enclave") == 0);
+        x = refused(&d, "sgx/provision");
+        CHECK(x && x->role == SGX_ROLE_PROVISION && x->major == 1 && x->minor == 1);
+        teardown();
+}
+
+/* a plain sgx_enclave node with the numbers 1:1 */
+static void test_discovery_issue10_plain_node_wrong_numbers_refused(void) {
+        struct discovery d;
+        const struct discovery_refused *x;
+
+        setup();
+        chr_in("sgx_enclave", 1, 1);
+        chr_in("isgx", 4, 9);
+        chr_in("sgx_provision", ENC_MAJ, PRV_MIN);
+        scan_ok(&d);
+        CHECK(!discovery_has_dcap(&d));
+        CHECK(!discovery_has_ias(&d));
+        CHECK(!discovery_has_provision(&d));
+        CHECK_INT(d.n_entries, 1); /* the provisioning node is fine, and alone no SGX */
+        CHECK_INT(d.n_refused, 2);
+        x = refused(&d, "sgx_enclave");
+        CHECK(x && !x->is_link && strcmp(x->target, "/dev/sgx_enclave") == 0);
+        CHECK(x && x->reason == DISCOVERY_REFUSED_NOT_MISC);
+        x = refused(&d, "isgx");
+        CHECK(x && x->cls == SGX_CLASS_IAS && x->major == 4 && x->minor == 9);
+        teardown();
+}
+
+/* the legacy sgx name on a non-misc device; a block device under an SGX name */
+static void test_discovery_issue10_legacy_and_block_refused(void) {
+        struct discovery d;
+        const struct discovery_refused *x;
+
+        setup();
+        chr_in("sgx", 1, 3);
+        node_in("sgx_prv", S_IFBLK, 8, 0);
+        scan_ok(&d);
+        check_nothing_used(&d);
+        CHECK(!d.dcap_legacy);
+        CHECK_INT(d.n_refused, 2);
+        x = refused(&d, "sgx");
+        CHECK(x && x->reason == DISCOVERY_REFUSED_NOT_MISC);
+        x = refused(&d, "sgx_prv");
+        CHECK(x && x->reason == DISCOVERY_REFUSED_NOT_CHAR && x->major == 8);
+        teardown();
+}
+
+/* a misc device (watchdog, 10:130) reached through a chain that leaves the SGX names */
+static void test_discovery_issue10_chain_outside_sgx_names_refused(void) {
+        struct discovery d;
+        const struct discovery_refused *x;
+
+        setup();
+        mkdir_in("sgx");
+        link_in("sgx_enclave", "sgx/enclave");
+        link_in("sgx/enclave", "../watchdog-link");
+        link_in("watchdog-link", "/dev/watchdog");
+        chr_in("watchdog", ENC_MAJ, 130);
+        scan_ok(&d);
+        check_nothing_used(&d);
+        CHECK_INT(d.n_refused, 2);
+        x = refused(&d, "sgx_enclave");
+        CHECK(x && strcmp(x->target, "/dev/watchdog") == 0);
+        CHECK(x && x->reason == DISCOVERY_REFUSED_NOT_SGX_NAME);
+        CHECK(x && x->major == ENC_MAJ && x->minor == 130);
+        x = refused(&d, "sgx/enclave");
+        CHECK(x && x->reason == DISCOVERY_REFUSED_NOT_SGX_NAME);
+        teardown();
+}
+
+/* an enclave name leading to the provisioning node: a name of the other role */
+static void test_discovery_issue10_enclave_name_on_provision_node_refused(void) {
+        struct discovery d;
+        const struct discovery_refused *x;
+
+        setup();
+        chr_in("sgx_provision", ENC_MAJ, PRV_MIN);
+        link_in("sgx_enclave", "sgx_provision");
+        scan_ok(&d);
+        CHECK(!discovery_has_dcap(&d));
+        CHECK_INT(d.n_entries, 1);
+        x = refused(&d, "sgx_enclave");
+        CHECK(x && x->reason == DISCOVERY_REFUSED_NOT_SGX_NAME &&
+              strcmp(x->target, "/dev/sgx_provision") == 0);
+        teardown();
+}
+
+/* sysfs says what the kernel calls the device: it must be an SGX name too */
+static void test_discovery_issue10_uevent_names_another_device(void) {
+        struct discovery d;
+        const struct discovery_refused *x;
+
+        setup();
+        chr_in("sgx_enclave", ENC_MAJ, ENC_MIN);
+        chr_in("sgx_provision", ENC_MAJ, PRV_MIN);
+        uevent_in(ENC_MAJ, ENC_MIN, "MAJOR=10\nMINOR=125\nDEVNAME=watchdog\n");
+        uevent_in(ENC_MAJ, PRV_MIN, "MAJOR=10\nMINOR=126\nDEVNAME=sgx_provision\n");
+        scan_sys_ok(&d);
+        CHECK(!discovery_has_dcap(&d));
+        CHECK_INT(d.n_entries, 1);
+        CHECK_INT(d.n_refused, 1);
+        x = refused(&d, "sgx_enclave");
+        CHECK(x && x->reason == DISCOVERY_REFUSED_KERNEL_NAME);
+        CHECK(x && strcmp(x->kernel_name, "watchdog") == 0);
+        CHECK(x && strcmp(x->target, "/dev/sgx_enclave") == 0);
+
+        /* without the sys root the same tree passes (the names and numbers are right) */
+        scan_ok(&d);
+        CHECK(discovery_has_dcap(&d));
+        CHECK_INT(d.n_refused, 0);
+        teardown();
+}
+
+static void test_discovery_issue10_uevent_agrees(void) {
+        struct discovery d;
+
+        /* in-kernel names */
+        setup();
+        chr_in("sgx_enclave", ENC_MAJ, ENC_MIN);
+        chr_in("sgx_provision", ENC_MAJ, PRV_MIN);
+        mkdir_in("sgx");
+        link_in("sgx/enclave", "../sgx_enclave");
+        uevent_in(ENC_MAJ, ENC_MIN, "MAJOR=10\nMINOR=125\nDEVNAME=sgx_enclave\nDEVMODE=0666\n");
+        uevent_in(ENC_MAJ, PRV_MIN, "MAJOR=10\nMINOR=126\nDEVNAME=sgx_provision\nDEVMODE=0660");
+        scan_sys_ok(&d);
+        CHECK(discovery_has_dcap(&d));
+        CHECK(discovery_has_provision(&d));
+        CHECK_INT(d.n_entries, 3);
+        CHECK_INT(d.n_refused, 0);
+        teardown();
+
+        /* the DCAP driver's names in its directory; a missing uevent is no error */
+        setup();
+        mkdir_in("sgx");
+        chr_in("sgx/enclave", ENC_MAJ, 55);
+        chr_in("sgx/provision", ENC_MAJ, 56);
+        chr_in("isgx", ENC_MAJ, ISGX_MIN);
+        uevent_in(ENC_MAJ, 55, "DEVNAME=sgx/enclave\n");
+        uevent_in(ENC_MAJ, 56, "DEVNAME=sgx/provision\n");
+        scan_sys_ok(&d);
+        CHECK(discovery_has_dcap(&d));
+        CHECK(discovery_has_provision(&d));
+        CHECK(discovery_has_ias(&d));
+        CHECK_INT(d.n_refused, 0);
+        teardown();
+}
+
+/* a uevent without DEVNAME=, and one naming the provisioning device for an enclave name */
+static void test_discovery_issue10_uevent_no_name_or_wrong_role(void) {
+        struct discovery d;
+        const struct discovery_refused *x;
+
+        setup();
+        chr_in("sgx_enclave", ENC_MAJ, ENC_MIN);
+        chr_in("isgx", ENC_MAJ, ISGX_MIN);
+        uevent_in(ENC_MAJ, ENC_MIN, "MAJOR=10\nMINOR=125\n");
+        uevent_in(ENC_MAJ, ISGX_MIN, "DEVNAME=sgx_provision\n");
+        scan_sys_ok(&d);
+        check_nothing_used(&d);
+        x = refused(&d, "sgx_enclave");
+        CHECK(x && x->reason == DISCOVERY_REFUSED_KERNEL_NONAME && x->kernel_name[0] == '\0');
+        x = refused(&d, "isgx");
+        CHECK(x && x->reason == DISCOVERY_REFUSED_KERNEL_NAME &&
+              strcmp(x->kernel_name, "sgx_provision") == 0);
+        teardown();
+}
+
+/* a refused name does not hide a good one: the next name of the role is chosen */
+static void test_discovery_issue10_refused_beside_good(void) {
+        struct discovery d;
+
+        setup();
+        chr_in("mem", 1, 1);
+        link_in("sgx_enclave", "mem");
+        mkdir_in("sgx");
+        chr_in("sgx/enclave", ENC_MAJ, ENC_MIN);
+        chr_in("sgx/provision", ENC_MAJ, PRV_MIN);
+        scan_ok(&d);
+        CHECK(discovery_has_dcap(&d));
+        CHECK(discovery_has_provision(&d));
+        CHECK_STR(d.dcap_enclave.host_path, "/dev/sgx/enclave");
+        CHECK_INT(d.n_entries, 2);
+        CHECK_INT(d.n_refused, 1);
+        CHECK_STR(d.refused[0].name, "sgx_enclave");
+        teardown();
+}
+
+static void test_discovery_same_refusals(void) {
+        struct discovery a, b;
+        char p[256];
+
+        setup();
+        chr_in("sgx_enclave", ENC_MAJ, ENC_MIN);
+        scan_ok(&a);
+        scan_ok(&b);
+        CHECK(discovery_same_refusals(&a, &b));
+
+        chr_in("mem", 1, 1);
+        link_in("isgx", "mem");
+        scan_ok(&b);
+        CHECK(discovery_same_devices(&a, &b));
+        CHECK(!discovery_same_refusals(&a, &b));
+        a = b;
+        scan_ok(&b);
+        CHECK(discovery_same_refusals(&a, &b));
+
+        /* the same name now leads elsewhere */
+        snprintf(p, sizeof(p), "%s/isgx", root);
+        CHECK(unlink(p) == 0);
+        chr_in("zero", 1, 5);
+        link_in("isgx", "zero");
+        scan_ok(&b);
+        CHECK(!discovery_same_refusals(&a, &b));
+        teardown();
+}
+
+static void test_discovery_parse_uevent(void) {
+        char n[16];
+        const char *t;
+
+        t = "MAJOR=10\nMINOR=125\nDEVNAME=sgx_enclave\nDEVMODE=0666\n";
+        CHECK_INT(discovery_parse_uevent(t, strlen(t), n, sizeof(n)), 0);
+        CHECK_STR(n, "sgx_enclave");
+        t = "DEVNAME=sgx/enclave"; /* no newline at the end */
+        CHECK_INT(discovery_parse_uevent(t, strlen(t), n, sizeof(n)), 0);
+        CHECK_STR(n, "sgx/enclave");
+        t = "XDEVNAME=mem\nDEVNAME=isgx\n"; /* the key starts a line */
+        CHECK_INT(discovery_parse_uevent(t, strlen(t), n, sizeof(n)), 0);
+        CHECK_STR(n, "isgx");
+        t = "DEVNAME=sgx_enclave\n";
+        CHECK_INT(discovery_parse_uevent(t, 12, n, sizeof(n)), 0); /* |len| is the end */
+        CHECK_STR(n, "sgx_");
+        t = "MAJOR=10\nMINOR=125\n";
+        CHECK_INT(discovery_parse_uevent(t, strlen(t), n, sizeof(n)), -ENOENT);
+        CHECK_INT(discovery_parse_uevent("", 0, n, sizeof(n)), -ENOENT);
+        t = "DEVNAME=\n";
+        CHECK_INT(discovery_parse_uevent(t, strlen(t), n, sizeof(n)), -EINVAL);
+        CHECK_INT(discovery_parse_uevent("DEVNAME=a\0b", 11, n, sizeof(n)), -EINVAL);
+        t = "DEVNAME=a_name_of_sixteen\n";
+        CHECK_INT(discovery_parse_uevent(t, strlen(t), n, sizeof(n)), -ENAMETOOLONG);
+        t = "DEVNAME=sixteen_chars_xx\n"; /* 16 bytes and the NUL do not fit in 16 */
+        CHECK_INT(discovery_parse_uevent(t, strlen(t), n, sizeof(n)), -ENAMETOOLONG);
+        t = "DEVNAME=fifteen_chars_x\n";
+        CHECK_INT(discovery_parse_uevent(t, strlen(t), n, sizeof(n)), 0);
+        CHECK_STR(n, "fifteen_chars_x");
+}
+
+static void test_discovery_sgx_names(void) {
+        CHECK(discovery_is_sgx_name("sgx_enclave", SGX_ROLE_ENCLAVE));
+        CHECK(discovery_is_sgx_name("sgx/enclave", SGX_ROLE_ENCLAVE));
+        CHECK(discovery_is_sgx_name("sgx/sgx_enclave", SGX_ROLE_ENCLAVE));
+        CHECK(discovery_is_sgx_name("sgx", SGX_ROLE_ENCLAVE));
+        CHECK(discovery_is_sgx_name("isgx", SGX_ROLE_ENCLAVE));
+        CHECK(discovery_is_sgx_name("sgx_provision", SGX_ROLE_PROVISION));
+        CHECK(discovery_is_sgx_name("sgx/provision", SGX_ROLE_PROVISION));
+        CHECK(discovery_is_sgx_name("sgx_prv", SGX_ROLE_PROVISION));
+        CHECK(!discovery_is_sgx_name("sgx_provision", SGX_ROLE_ENCLAVE));
+        CHECK(!discovery_is_sgx_name("sgx_enclave", SGX_ROLE_PROVISION));
+        CHECK(!discovery_is_sgx_name("mem", SGX_ROLE_ENCLAVE));
+        CHECK(!discovery_is_sgx_name("sgx_enclave/", SGX_ROLE_ENCLAVE));
+        CHECK(!discovery_is_sgx_name("", SGX_ROLE_ENCLAVE));
+        CHECK_STR(discovery_refusal_name(DISCOVERY_REFUSED_NOT_CHAR), "not-char");
+        CHECK_STR(discovery_refusal_name(DISCOVERY_REFUSED_NOT_MISC), "not-misc");
+        CHECK_STR(discovery_refusal_name(DISCOVERY_REFUSED_NOT_SGX_NAME), "not-sgx-name");
+        CHECK_STR(discovery_refusal_name(DISCOVERY_REFUSED_KERNEL_NAME), "kernel-name");
+        CHECK_STR(discovery_refusal_name(DISCOVERY_REFUSED_KERNEL_NONAME), "kernel-no-name");
+        CHECK(strstr(discovery_refusal_reason(DISCOVERY_REFUSED_NOT_MISC), "major 10") != NULL);
 }
 
 static void test_discovery_names(void) {
@@ -695,5 +1076,18 @@ int main(void) {
         RUN(test_discovery_deterministic);
         RUN(test_discovery_same_devices);
         RUN(test_discovery_names);
+        RUN(test_discovery_issue10_link_to_mem_refused);
+        RUN(test_discovery_issue10_dir_link_to_mem_refused);
+        RUN(test_discovery_issue10_plain_node_wrong_numbers_refused);
+        RUN(test_discovery_issue10_legacy_and_block_refused);
+        RUN(test_discovery_issue10_chain_outside_sgx_names_refused);
+        RUN(test_discovery_issue10_enclave_name_on_provision_node_refused);
+        RUN(test_discovery_issue10_uevent_names_another_device);
+        RUN(test_discovery_issue10_uevent_agrees);
+        RUN(test_discovery_issue10_uevent_no_name_or_wrong_role);
+        RUN(test_discovery_issue10_refused_beside_good);
+        RUN(test_discovery_same_refusals);
+        RUN(test_discovery_parse_uevent);
+        RUN(test_discovery_sgx_names);
         return unit_done();
 }
