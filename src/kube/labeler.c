@@ -122,7 +122,7 @@ struct labeler {
         char domain[256];
         char node_name[256];
         char path[320]; /* /api/v1/nodes/NAME */
-        struct api_config api;
+        struct api_client *api; /* the default request's client; NULL with cfg->request */
         labeler_request_fn request;
         void *request_userdata;
         struct reconciler *rc; /* the worker thread; its state is a struct label_set */
@@ -131,8 +131,8 @@ struct labeler {
 static int default_request(void *userdata, const char *path, const char *body, int cancel_fd,
                            struct api_response *resp, char *err, size_t errsz) {
         const struct labeler *lb = userdata;
-        return api_request(&lb->api, "PATCH", path, "application/merge-patch+json", body,
-                           strlen(body), cancel_fd, resp, err, errsz);
+        return api_client_request(lb->api, "PATCH", path, "application/merge-patch+json", body,
+                                  strlen(body), cancel_fd, resp, err, errsz);
 }
 
 /* What an operator should do about an HTTP error |status|. */
@@ -234,17 +234,24 @@ int labeler_start(const struct labeler_config *cfg, struct labeler **ret) {
         snprintf(lb->domain, sizeof(lb->domain), "%s", cfg->domain);
         snprintf(lb->node_name, sizeof(lb->node_name), "%s", cfg->node_name);
         snprintf(lb->path, sizeof(lb->path), "/api/v1/nodes/%s", cfg->node_name);
-        lb->api = cfg->api;
         lb->request = cfg->request ? cfg->request : default_request;
         lb->request_userdata = cfg->request ? cfg->request_userdata : lb;
+        if (!cfg->request) {
+                r = api_client_new(&cfg->api, &lb->api);
+                if (r < 0)
+                        goto out_free;
+        }
         rcfg.userdata = lb;
         r = reconciler_start(&rcfg, &lb->rc);
-        if (r < 0) {
-                free(lb);
-                return r;
-        }
+        if (r < 0)
+                goto out_free;
         *ret = lb;
         return 0;
+
+out_free:
+        api_client_free(lb->api);
+        free(lb);
+        return r;
 }
 
 void labeler_set(struct labeler *lb, const struct label_set *s) {
@@ -255,6 +262,7 @@ struct labeler *labeler_stop(struct labeler *lb) {
         if (!lb)
                 return NULL;
         lb->rc = reconciler_stop(lb->rc);
+        lb->api = api_client_free(lb->api);
         free(lb);
         return NULL;
 }
