@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api.pb-c.h"
+#include "backoff.h"
 #include "grpc_client.h"
 #include "log.h"
 #include "loop.h"
@@ -28,7 +29,7 @@ struct reg {
 
         struct grpc_client_call *call; /* in flight, or NULL */
         struct loop_source *retry;     /* the backoff timer */
-        uint64_t backoff_usec;         /* delay before the next retry */
+        struct backoff backoff;        /* delay before the next retry, in µs */
         bool registered;               /* the last Register succeeded */
         unsigned n_registered;
         unsigned attempt; /* failures since the last reg_start */
@@ -42,6 +43,7 @@ int reg_new(struct loop *l, const char *kubelet_sock, const char *resource, cons
         r->loop = l;
         r->on_registered = on_registered;
         r->userdata = userdata;
+        backoff_init(&r->backoff, REG_BACKOFF_MIN_USEC, REG_BACKOFF_MAX_USEC);
         r->kubelet_sock = strdup(kubelet_sock);
         r->resource = strdup(resource);
         r->endpoint = strdup(endpoint);
@@ -75,14 +77,13 @@ static void on_retry(struct loop_source *s, void *userdata) {
 }
 
 static void schedule_retry(struct reg *r, const char *why, int err) {
-        uint64_t delay = r->backoff_usec;
+        uint64_t delay;
         int q;
 
         if (r->attempt == 0 && err == -ECONNREFUSED)
                 delay = REG_REFUSED_RETRY_USEC; /* the backoff starts with the next failure */
         else
-                r->backoff_usec =
-                        delay * 2 > REG_BACKOFF_MAX_USEC ? REG_BACKOFF_MAX_USEC : delay * 2;
+                delay = backoff_next(&r->backoff);
         r->attempt++;
         if (!r->retry && (q = loop_add_timer(r->loop, on_retry, r, &r->retry)) < 0) {
                 log_error(r->resource, r->kubelet_sock,
@@ -115,7 +116,7 @@ static void on_register_done(int err, enum grpc_status status, const char *messa
         r->registered = true;
         r->n_registered++;
         r->attempt = 0;
-        r->backoff_usec = REG_BACKOFF_MIN_USEC;
+        backoff_reset(&r->backoff);
         log_info(r->resource, r->kubelet_sock, "registered with the kubelet, endpoint %s",
                  r->endpoint);
         if (r->on_registered)
@@ -154,7 +155,7 @@ static int send_register(struct reg *r) {
 
 int reg_start(struct reg *r) {
         reg_stop(r);
-        r->backoff_usec = REG_BACKOFF_MIN_USEC;
+        backoff_reset(&r->backoff);
         return send_register(r);
 }
 

@@ -9,7 +9,9 @@
  *
  * TLS runs over memory BIOs: we move the bytes between them and the socket ourselves, with
  * MSG_NOSIGNAL, so a server hanging up never raises SIGPIPE in the caller's process.
- * No logging and no state outside the call: errors come back as -errno and one line.
+ * The only state kept between requests is a struct api_client's TLS context (the CA store, read
+ * once and again when the CA file changes) and OpenSSL's own, initialised once without its
+ * configuration file. No logging: errors come back as -errno and one line.
  */
 #include "apiclient.h"
 #include "apiclient_internal.h"
@@ -21,11 +23,13 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -593,13 +597,18 @@ int api_h2_result(struct api_h2 *h, struct api_response *ret, char *err, size_t 
 /* ------------------------------------------------------------------------------------------ */
 /* Transport: socket, TLS over memory BIOs, waits bounded by the deadline and the cancel fd */
 
+struct api_client {
+        struct api_config cfg;
+        SSL_CTX *ctx;      /* NULL until the first request */
+        struct stat ca_st; /* the CA file |ctx| was built from */
+};
+
 struct conn {
         const struct api_config *cfg;
         char name[300]; /* "HOST:PORT", "[::1]:PORT" */
         int fd;
         int cancel_fd;
         uint64_t deadline_ms; /* CLOCK_MONOTONIC */
-        SSL_CTX *ctx;
         SSL *ssl;
         BIO *rbio, *wbio; /* owned by |ssl| once set */
         char *err;
@@ -785,33 +794,92 @@ static int tls_error(struct conn *c, const char *what) {
         return -EPROTO;
 }
 
-static int tls_setup(struct conn *c) {
-        static const unsigned char alpn[] = "\x02h2";
+/*
+ * OpenSSL's process-wide initialisation, once, without the configuration file: nothing in it is
+ * ours to honour (ctx_new() sets the protocol floor and the security level itself), and parsing
+ * it costs memory. The error strings stay: an operator reads them in our log lines.
+ */
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static int tls_init_ok;
+
+static void tls_init(void) {
+        tls_init_ok = OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+}
+
+/* The TLS client context: TLS 1.2+, peer verification against |ca_file| only. */
+static int ctx_new(const char *ca_file, SSL_CTX **ret, char *err, size_t errsz) {
+        SSL_CTX *ctx;
         int fd;
 
-        fd = open(c->cfg->ca_file, O_RDONLY | O_CLOEXEC);
+        fd = open(ca_file, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
                 int r = -errno;
 
-                errline(c->err, c->errsz, "cannot read CA file %s: %s", c->cfg->ca_file,
-                        errstr(-r));
+                errline(err, errsz, "cannot read CA file %s: %s", ca_file, errstr(-r));
                 return r;
         }
         close(fd);
-        c->ctx = SSL_CTX_new(TLS_client_method());
-        if (!c->ctx)
-                goto out_nomem;
-        SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-        if (SSL_CTX_load_verify_locations(c->ctx, c->cfg->ca_file, NULL) != 1) {
+        pthread_once(&tls_once, tls_init);
+        if (!tls_init_ok) {
+                errline(err, errsz, "cannot initialise OpenSSL");
+                return -ENOMEM;
+        }
+        ctx = SSL_CTX_new(TLS_client_method());
+        if (!ctx) {
+                errline(err, errsz, "out of memory for TLS");
+                return -ENOMEM;
+        }
+        SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+        if (SSL_CTX_get_security_level(ctx) < 2)
+                SSL_CTX_set_security_level(ctx, 2); /* 112-bit keys at least, as Debian's default */
+        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* no idle 16 KiB record buffers */
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
                 char reason[256];
 
                 ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
-                errline(c->err, c->errsz, "CA file %s holds no usable certificate: %s",
-                        c->cfg->ca_file, reason);
+                errline(err, errsz, "CA file %s holds no usable certificate: %s", ca_file, reason);
+                SSL_CTX_free(ctx);
                 return -EINVAL;
         }
-        c->ssl = SSL_new(c->ctx);
+        *ret = ctx;
+        return 0;
+}
+
+/*
+ * The client's context, built at the first request and again whenever the CA file changed
+ * (another inode, size, mtime or ctime: a rotated ConfigMap or Secret swaps a symlink).
+ */
+static int client_ctx(struct api_client *cl, char *err, size_t errsz) {
+        struct stat st;
+        SSL_CTX *ctx = NULL;
+        int r;
+
+        if (stat(cl->cfg.ca_file, &st) < 0) {
+                r = -errno;
+                errline(err, errsz, "cannot read CA file %s: %s", cl->cfg.ca_file, errstr(-r));
+                return r;
+        }
+        if (cl->ctx && st.st_dev == cl->ca_st.st_dev && st.st_ino == cl->ca_st.st_ino &&
+            st.st_size == cl->ca_st.st_size && st.st_mtim.tv_sec == cl->ca_st.st_mtim.tv_sec &&
+            st.st_mtim.tv_nsec == cl->ca_st.st_mtim.tv_nsec &&
+            st.st_ctim.tv_sec == cl->ca_st.st_ctim.tv_sec &&
+            st.st_ctim.tv_nsec == cl->ca_st.st_ctim.tv_nsec)
+                return 0;
+        r = ctx_new(cl->cfg.ca_file, &ctx, err, errsz);
+        if (r < 0)
+                return r;
+        SSL_CTX_free(cl->ctx);
+        cl->ctx = ctx;
+        cl->ca_st = st;
+        return 0;
+}
+
+/* The connection's TLS object on the client's context: host check, SNI, ALPN h2. */
+static int tls_setup(struct conn *c, SSL_CTX *ctx) {
+        static const unsigned char alpn[] = "\x02h2";
+
+        c->ssl = SSL_new(ctx);
         if (!c->ssl)
                 goto out_nomem;
         c->rbio = BIO_new(BIO_s_mem());
@@ -1003,9 +1071,40 @@ out_free:
         return r;
 }
 
+int api_client_new(const struct api_config *cfg, struct api_client **ret) {
+        struct api_client *cl = calloc(1, sizeof(*cl));
+
+        if (!cl)
+                return -ENOMEM;
+        cl->cfg = *cfg;
+        *ret = cl;
+        return 0;
+}
+
+struct api_client *api_client_free(struct api_client *cl) {
+        if (!cl)
+                return NULL;
+        SSL_CTX_free(cl->ctx);
+        free(cl);
+        return NULL;
+}
+
 int api_request(const struct api_config *cfg, const char *method, const char *path,
                 const char *content_type, const char *body, size_t body_len, int cancel_fd,
                 struct api_response *ret, char *err, size_t errsz) {
+        struct api_client cl = {.cfg = *cfg};
+        int r;
+
+        r = api_client_request(&cl, method, path, content_type, body, body_len, cancel_fd, ret, err,
+                               errsz);
+        SSL_CTX_free(cl.ctx);
+        return r;
+}
+
+int api_client_request(struct api_client *cl, const char *method, const char *path,
+                       const char *content_type, const char *body, size_t body_len, int cancel_fd,
+                       struct api_response *ret, char *err, size_t errsz) {
+        const struct api_config *cfg = &cl->cfg;
         struct conn c = {.cfg = cfg, .fd = -1, .cancel_fd = cancel_fd, .err = err, .errsz = errsz};
         struct api_h2 *h = NULL;
         char *token = NULL;
@@ -1032,7 +1131,10 @@ int api_request(const struct api_config *cfg, const char *method, const char *pa
                 errline(err, errsz, "cannot make the request %s %s: %s", method, path, errstr(-r));
                 return r;
         }
-        r = tls_setup(&c);
+        r = client_ctx(cl, err, errsz);
+        if (r < 0)
+                goto out;
+        r = tls_setup(&c, cl->ctx);
         if (r < 0)
                 goto out;
         r = conn_connect(&c);
@@ -1056,7 +1158,6 @@ int api_request(const struct api_config *cfg, const char *method, const char *pa
 out:
         api_h2_free(h);
         SSL_free(c.ssl); /* frees the BIOs */
-        SSL_CTX_free(c.ctx);
         if (c.fd >= 0)
                 close(c.fd);
         ERR_clear_error();

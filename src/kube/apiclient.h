@@ -62,6 +62,24 @@ int api_request(const struct api_config *cfg, const char *method, const char *pa
                 const char *content_type, const char *body, size_t body_len, int cancel_fd,
                 struct api_response *ret, char *err, size_t errsz);
 
+struct api_client;
+
+/*
+ * A client for repeated requests to one API server (|cfg| copied): the TLS context, with the CA
+ * store read from cfg->ca_file, is built at the first request and kept; it is built again only
+ * when the CA file changed (stat(): another inode, size, mtime or ctime), so a rotated CA is
+ * still picked up. One thread at a time. Returns 0 or -ENOMEM.
+ */
+int api_client_new(const struct api_config *cfg, struct api_client **ret);
+
+/* Frees the client and its TLS context. Accepts NULL, returns NULL. */
+struct api_client *api_client_free(struct api_client *cl);
+
+/* api_request() on |cl|'s configuration, reusing its TLS context. */
+int api_client_request(struct api_client *cl, const char *method, const char *path,
+                       const char *content_type, const char *body, size_t body_len, int cancel_fd,
+                       struct api_response *ret, char *err, size_t errsz);
+
 /*
  * Pure (fuzz target): the "message" of a k8s Status JSON body into |buf| (control bytes
  * replaced, truncated to fit); "" when the body is not such a document. Returns the length.

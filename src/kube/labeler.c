@@ -1,31 +1,22 @@
 /*
  * labeler.c - the node's labels (see labeler.h): the wanted set (pure), the merge patch that
- * applies it, and the worker thread that sends it.
+ * applies it, and the apply function that PATCHes it, with the log lines an operator reads.
  *
- * The worker owns all API traffic. The loop's thread only calls labeler_set(), which copies the
- * set under a mutex and signals a condition variable: it never waits on the network. The worker
- * sends a PATCH when the wanted set changed since the last success, re-asserts it every interval
- * (someone may have removed a label behind our back), and after a failure waits a backoff that
- * doubles from backoff_min_ms to backoff_max_ms; a change of the wanted set is sent at once
- * regardless. labeler_stop() wakes the worker and writes to an eventfd that the request in
- * flight polls, so stopping never waits for a slow API server.
+ * The thread, the timing (send a change at once, re-assert every interval, back off after a
+ * failure) and the prompt stop belong to the generic worker in reconciler.c, whose state here is
+ * a struct label_set. The loop's thread only calls labeler_set(): it never waits on the network.
  */
 #include "labeler.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "capabilities.h"
 #include "log.h"
+#include "reconciler.h"
 
 static const char *const owned[] = {LABEL_SGX,  LABEL_DCAP, LABEL_IAS,
                                     LABEL_SGX2, LABEL_FLC,  LABEL_EPC_MIB};
@@ -138,40 +129,23 @@ static void describe(const char *domain, const struct label_set *s, char *set, s
         }
 }
 
-/* ---- the worker ---- */
+/* ---- the reconciler's apply function ---- */
 
 struct labeler {
         char domain[256];
         char node_name[256];
         char path[320]; /* /api/v1/nodes/NAME */
-        struct api_config api;
-        unsigned interval_ms, backoff_min_ms, backoff_max_ms;
+        struct api_client *api; /* the default request's client; NULL with cfg->request */
         labeler_request_fn request;
         void *request_userdata;
-
-        pthread_t thread;
-        bool thread_started;
-        int cancel_fd; /* eventfd: readable once stopping */
-
-        pthread_mutex_t mu; /* guards everything below */
-        pthread_cond_t cond;
-        bool stopping;
-        bool have_wanted;
-        struct label_set wanted;
-        uint64_t gen; /* bumped by every change of |wanted| */
+        struct reconciler *rc; /* the worker thread; its state is a struct label_set */
 };
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static int default_request(void *userdata, const char *path, const char *body, int cancel_fd,
                            struct api_response *resp, char *err, size_t errsz) {
         const struct labeler *lb = userdata;
-        return api_request(&lb->api, "PATCH", path, "application/merge-patch+json", body,
-                           strlen(body), cancel_fd, resp, err, errsz);
+        return api_client_request(lb->api, "PATCH", path, "application/merge-patch+json", body,
+                                  strlen(body), cancel_fd, resp, err, errsz);
 }
 
 /* What an operator should do about an HTTP error |status|. */
@@ -204,11 +178,12 @@ static void format_secs(unsigned ms, char *buf, size_t size) {
 }
 
 /*
- * Sends |s| once. Returns 0 on a 2xx answer, -ECANCELED when stopping, else a negative value
- * after logging why (the caller logs nothing more).
+ * The reconciler's apply function: PATCHes the labels |state| once. Returns 0 on a 2xx answer,
+ * -ECANCELED when stopping, else a negative value after logging why.
  */
-static int send_labels(struct labeler *lb, const struct label_set *s, bool changed,
-                       unsigned retry_ms) {
+static int send_labels(void *userdata, const void *state, const struct reconciler_attempt *a) {
+        struct labeler *lb = userdata;
+        const struct label_set *s = state;
         struct api_response resp = {0};
         char *body = NULL, err[512] = "", set[1024], unset[512], retry[32];
         int r;
@@ -219,11 +194,11 @@ static int send_labels(struct labeler *lb, const struct label_set *s, bool chang
                           strerror(-r));
                 return r;
         }
-        r = lb->request(lb->request_userdata, lb->path, body, lb->cancel_fd, &resp, err,
+        r = lb->request(lb->request_userdata, lb->path, body, a->cancel_fd, &resp, err,
                         sizeof(err));
         free(body);
 
-        format_secs(retry_ms, retry, sizeof(retry));
+        format_secs(a->retry_ms, retry, sizeof(retry));
         if (r == -ECANCELED) {
                 /* stopping: nothing to report */
         } else if (r < 0) {
@@ -237,7 +212,7 @@ static int send_labels(struct labeler *lb, const struct label_set *s, bool chang
                 r = -EPROTO;
         } else {
                 describe(lb->domain, s, set, sizeof(set), unset, sizeof(unset));
-                if (changed)
+                if (a->changed)
                         log_info(NULL, lb->path, "node %s labelled: %s%sremoved if present: %s",
                                  lb->node_name, s->n ? set : "none of ours", unset[0] ? "; " : "",
                                  unset);
@@ -248,67 +223,20 @@ static int send_labels(struct labeler *lb, const struct label_set *s, bool chang
         return r;
 }
 
-/* Waits on the condition until |deadline_ms| (CLOCK_MONOTONIC, as now_ms()) or a signal. */
-static void wait_until(struct labeler *lb, uint64_t deadline_ms) {
-        struct timespec ts = {.tv_sec = (time_t) (deadline_ms / 1000u),
-                              .tv_nsec = (long) (deadline_ms % 1000u) * 1000000L};
-
-        (void) pthread_cond_timedwait(&lb->cond, &lb->mu, &ts);
-}
-
-static void *worker(void *userdata) {
-        struct labeler *lb = userdata;
-        uint64_t applied_gen = 0, failed_gen = 0, due_ms = 0;
-        unsigned backoff = lb->backoff_min_ms;
-        bool applied = false, failing = false;
-
-        pthread_mutex_lock(&lb->mu);
-        while (!lb->stopping) {
-                struct label_set s;
-                uint64_t gen;
-                bool changed;
-                int r;
-
-                if (!lb->have_wanted) {
-                        pthread_cond_wait(&lb->cond, &lb->mu);
-                        continue;
-                }
-                changed = !applied || lb->gen != applied_gen;
-                /* a change not tried yet goes out at once; a retry or re-assert waits its time */
-                if (!(changed && (!failing || lb->gen != failed_gen)) && now_ms() < due_ms) {
-                        wait_until(lb, due_ms);
-                        continue;
-                }
-                s = lb->wanted;
-                gen = lb->gen;
-                pthread_mutex_unlock(&lb->mu);
-
-                r = send_labels(lb, &s, changed, backoff);
-
-                pthread_mutex_lock(&lb->mu);
-                if (r == -ECANCELED)
-                        break;
-                if (r == 0) {
-                        applied = true;
-                        applied_gen = gen;
-                        failing = false;
-                        backoff = lb->backoff_min_ms;
-                        due_ms = now_ms() + lb->interval_ms;
-                } else {
-                        failing = true;
-                        failed_gen = gen;
-                        due_ms = now_ms() + backoff;
-                        backoff =
-                                backoff > lb->backoff_max_ms / 2 ? lb->backoff_max_ms : backoff * 2;
-                }
-        }
-        pthread_mutex_unlock(&lb->mu);
-        return NULL;
+static bool label_sets_equal(const void *a, const void *b) {
+        return labels_equal(a, b);
 }
 
 int labeler_start(const struct labeler_config *cfg, struct labeler **ret) {
+        struct reconciler_config rcfg = {
+                .state_size = sizeof(struct label_set),
+                .interval_ms = cfg->interval_ms,
+                .backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : LABEL_BACKOFF_MIN_MS,
+                .backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : LABEL_BACKOFF_MAX_MS,
+                .apply = send_labels,
+                .equal = label_sets_equal,
+        };
         struct labeler *lb;
-        sigset_t all, old;
         int r;
 
         if (!cfg->domain || !cfg->node_name || cfg->interval_ms == 0)
@@ -319,70 +247,35 @@ int labeler_start(const struct labeler_config *cfg, struct labeler **ret) {
         snprintf(lb->domain, sizeof(lb->domain), "%s", cfg->domain);
         snprintf(lb->node_name, sizeof(lb->node_name), "%s", cfg->node_name);
         snprintf(lb->path, sizeof(lb->path), "/api/v1/nodes/%s", cfg->node_name);
-        lb->api = cfg->api;
-        lb->interval_ms = cfg->interval_ms;
-        lb->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : LABEL_BACKOFF_MIN_MS;
-        lb->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : LABEL_BACKOFF_MAX_MS;
-        if (lb->backoff_max_ms < lb->backoff_min_ms)
-                lb->backoff_max_ms = lb->backoff_min_ms;
         lb->request = cfg->request ? cfg->request : default_request;
         lb->request_userdata = cfg->request ? cfg->request_userdata : lb;
-        lb->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (lb->cancel_fd < 0) {
-                r = -errno;
-                free(lb);
-                return r;
+        if (!cfg->request) {
+                r = api_client_new(&cfg->api, &lb->api);
+                if (r < 0)
+                        goto out_free;
         }
-
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&lb->cond, &ca);
-        pthread_condattr_destroy(&ca);
-        pthread_mutex_init(&lb->mu, NULL);
-
-        /* the worker takes no signals: the loop's signalfd gets them all */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        r = -pthread_create(&lb->thread, NULL, worker, lb);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (r < 0) {
-                labeler_stop(lb);
-                return r;
-        }
-        lb->thread_started = true;
+        rcfg.userdata = lb;
+        r = reconciler_start(&rcfg, &lb->rc);
+        if (r < 0)
+                goto out_free;
         *ret = lb;
         return 0;
+
+out_free:
+        api_client_free(lb->api);
+        free(lb);
+        return r;
 }
 
 void labeler_set(struct labeler *lb, const struct label_set *s) {
-        pthread_mutex_lock(&lb->mu);
-        if (!lb->have_wanted || !labels_equal(&lb->wanted, s)) {
-                lb->wanted = *s;
-                lb->have_wanted = true;
-                lb->gen++;
-                pthread_cond_signal(&lb->cond);
-        }
-        pthread_mutex_unlock(&lb->mu);
+        reconciler_set(lb->rc, s);
 }
 
 struct labeler *labeler_stop(struct labeler *lb) {
-        uint64_t one = 1;
-
         if (!lb)
                 return NULL;
-        pthread_mutex_lock(&lb->mu);
-        lb->stopping = true;
-        pthread_cond_signal(&lb->cond);
-        pthread_mutex_unlock(&lb->mu);
-        if (write(lb->cancel_fd, &one, sizeof(one)) < 0) {
-                /* an eventfd write only fails on overflow, which one write cannot reach */
-        }
-        if (lb->thread_started)
-                pthread_join(lb->thread, NULL);
-        close(lb->cancel_fd);
-        pthread_cond_destroy(&lb->cond);
-        pthread_mutex_destroy(&lb->mu);
+        lb->rc = reconciler_stop(lb->rc);
+        lb->api = api_client_free(lb->api);
         free(lb);
         return NULL;
 }

@@ -1,10 +1,10 @@
 /*
  * labeler.h - the node's labels: which of our labels the node should carry (pure, from the
  * capability facts), the JSON merge patch that sets them and removes the rest of ours (never
- * touching labels we do not own), and a worker thread that PATCHes /api/v1/nodes/NAME through
- * apiclient.c whenever the wanted set changes, re-asserts it every interval, and retries
- * failures with capped exponential backoff. The event loop only hands it label sets: it never
- * waits on the API server.
+ * touching labels we do not own), and a worker thread (reconciler.h) that PATCHes
+ * /api/v1/nodes/NAME through apiclient.c whenever the wanted set changes, re-asserts it every
+ * interval, and retries failures with capped exponential backoff. The event loop only hands it
+ * label sets: it never waits on the API server.
  */
 #pragma once
 
@@ -12,12 +12,13 @@
 #include <stddef.h>
 
 #include "apiclient.h"
+#include "reconciler.h"
 
 struct sgx_caps;
 
 #define LABELS_MAX 8
-#define LABEL_BACKOFF_MIN_MS 1000u
-#define LABEL_BACKOFF_MAX_MS 300000u
+#define LABEL_BACKOFF_MIN_MS RECONCILER_BACKOFF_MIN_MS
+#define LABEL_BACKOFF_MAX_MS RECONCILER_BACKOFF_MAX_MS
 
 /* The label names we own, after "<domain>/". */
 #define LABEL_SGX "sgx"

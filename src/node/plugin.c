@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -552,6 +553,12 @@ static int setup_labeler(struct plugin *p) {
                           err[0] ? err : strerror(-r));
                 return r;
         }
+        /*
+         * One malloc arena for the process, set before the labeler's thread exists: glibc would
+         * give that thread an arena of its own, whose freed pages (OpenSSL's, after each PATCH)
+         * stay resident; in the main heap the worker's malloc_trim() returns them.
+         */
+        mallopt(M_ARENA_MAX, 1);
         r = labeler_start(&cfg, &p->labeler);
         if (r < 0) {
                 log_error(NULL, NULL, "cannot start the node labeller: %s", strerror(-r));

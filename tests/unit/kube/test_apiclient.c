@@ -988,6 +988,50 @@ static void test_apiclient_request_wrong_ca_eproto(void) {
         CHECK_INT(s.n_requests, 0);
 }
 
+/* A client keeps its TLS context between requests and builds it again when the CA file changes
+ * (a ConfigMap rotation swaps a symlink): the wrong CA, the right one, the wrong one again. */
+static void test_apiclient_client_reuses_context_and_rereads_a_changed_ca(void) {
+        struct server s = {.answer = ANSWER, .status = 200};
+        struct api_client *cl = NULL;
+        struct api_config c;
+        struct api_response resp;
+        char err[256] = "", link[160];
+
+        server_start(&s, SRV_H2, NULL);
+        snprintf(link, sizeof(link), "%s/ca-link.crt", tmp_dir);
+        unlink(link);
+        CHECK_INT(symlink(ca2_path, link), 0);
+        client_config(&c, "127.0.0.1", s.port, link, 2000);
+        CHECK_INT(api_client_new(&c, &cl), 0);
+        CHECK_INT(api_client_request(cl, "PATCH", "/api/v1/nodes/node-1",
+                                     "application/merge-patch+json", patch_body,
+                                     sizeof(patch_body) - 1, -1, &resp, err, sizeof(err)),
+                  -EPROTO);
+        CHECK(strstr(err, "certificate verify failed") != NULL);
+        unlink(link);
+        CHECK_INT(symlink(ca1_path, link), 0);
+        for (int i = 0; i < 2; i++) {
+                CHECK_INT(api_client_request(cl, "PATCH", "/api/v1/nodes/node-1",
+                                             "application/merge-patch+json", patch_body,
+                                             sizeof(patch_body) - 1, -1, &resp, err, sizeof(err)),
+                          0);
+                CHECK_INT(resp.status, 200);
+                api_response_clear(&resp);
+        }
+        unlink(link);
+        CHECK_INT(symlink(ca2_path, link), 0);
+        CHECK_INT(api_client_request(cl, "PATCH", "/api/v1/nodes/node-1",
+                                     "application/merge-patch+json", patch_body,
+                                     sizeof(patch_body) - 1, -1, &resp, err, sizeof(err)),
+                  -EPROTO);
+        unlink(link);
+        CHECK(api_client_free(cl) == NULL);
+        CHECK(api_client_free(NULL) == NULL);
+        server_stop(&s);
+        CHECK_INT(s.n_requests, 2);
+        CHECK_INT(s.n_handshakes, 2);
+}
+
 static void test_apiclient_request_ip_and_name_mismatch_eproto(void) {
         struct server s = {.answer = ANSWER, .status = 200};
         struct api_config c;
@@ -1185,6 +1229,7 @@ int main(void) {
         RUN(test_apiclient_request_token_reread);
         RUN(test_apiclient_request_bad_token_sends_nothing);
         RUN(test_apiclient_request_ca_file_problems);
+        RUN(test_apiclient_client_reuses_context_and_rereads_a_changed_ca);
         RUN(test_apiclient_request_wrong_ca_eproto);
         RUN(test_apiclient_request_ip_and_name_mismatch_eproto);
         RUN(test_apiclient_request_no_h2_eprotonosupport);
