@@ -11,6 +11,10 @@ CHART = os.path.join(TOP, "deploy", "helm", "sgxdevplugin")
 RELEASE = "sgxdevplugin"
 VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
 
+# every successful `helm template` of the session (conftest's Helm.template): (helm major, args,
+# release, namespace, text); test_models.py validates them all against the Kubernetes API schema
+RENDERS = []
+
 
 def objects(docs, kind):
     return [d for d in docs if d.get("kind") == kind]
