@@ -13,9 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from chartlib import HERE, RENDERS, VAP_API
-
-MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+from chartlib import HERE, MAP_API, RENDERS, VAP_API
 POLICIES = ("--api-versions", VAP_API, "--api-versions", MAP_API)
 
 # the value sets of test_chart.py, test_binary.py, test_policy.py and test_mutating.py, each
@@ -23,6 +21,10 @@ POLICIES = ("--api-versions", VAP_API, "--api-versions", MAP_API)
 VALUE_SETS = {
     "defaults": {},
     "no-labels": {"labelNodes": False},
+    "no-api": {"labelNodes": False, "epcResource": False},
+    "no-epc": {"epcResource": False},
+    "compat-intel": {"compat": ["intel"]},
+    "compat-all": {"compat": ["intel", "azure", "alibaba"], "resourceDomain": "sgx.example.com"},
     "slots": {"maxSGXPods": 1},
     "slots-max": {"maxSGXPods": 100000},
     "other-values": {"provision": False, "resourceDomain": "sgx.example.com", "logFormat": "json",
