@@ -5,6 +5,9 @@
 #   sgxdevplugin.yaml                   everything `helm install` deploys on any cluster
 #   sgxdevplugin-admission-policy.yaml  the ValidatingAdmissionPolicy and its binding, for clusters
 #                                       that serve admissionregistration.k8s.io/v1 (1.30 on)
+#   sgxdevplugin-epc-policy.yaml        the MutatingAdmissionPolicy (EPC as a resource) and its
+#                                       binding, for clusters that serve it in
+#                                       admissionregistration.k8s.io/v1 (1.36 on)
 #
 # Usage: render.sh [OUT-DIR]   (default: this directory). Helm: $HELM, else the helm 3 that
 # tests/chart/get-tools.sh fetches.
@@ -38,5 +41,12 @@ header "Kubernetes 1.30 on, with sgxdevplugin.yaml." >"$tmp/sgxdevplugin-admissi
         --show-only templates/validatingadmissionpolicy.yaml \
         >>"$tmp/sgxdevplugin-admission-policy.yaml"
 
+header "Kubernetes 1.36 on, with sgxdevplugin.yaml." >"$tmp/sgxdevplugin-epc-policy.yaml"
+"$HELM" template sgxdevplugin "$top/deploy/helm/sgxdevplugin" --namespace default \
+        --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy \
+        --show-only templates/mutatingadmissionpolicy.yaml \
+        >>"$tmp/sgxdevplugin-epc-policy.yaml"
+
 mkdir -p "$out"
-mv "$tmp/sgxdevplugin.yaml" "$tmp/sgxdevplugin-admission-policy.yaml" "$out/"
+mv "$tmp/sgxdevplugin.yaml" "$tmp/sgxdevplugin-admission-policy.yaml" \
+        "$tmp/sgxdevplugin-epc-policy.yaml" "$out/"

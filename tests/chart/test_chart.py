@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from chartlib import (CHART, RELEASE, VAP_API, args_of, chart_meta, container, daemonset, flag, objects, one,
+from chartlib import (CHART, MAP_API, RELEASE, VAP_API, args_of, chart_meta, container, daemonset, flag, objects, one,
                       write_values)
 
 DEV_ROOT = "/host/dev"
@@ -147,14 +147,19 @@ def test_chart_09_daemonset_spec(helm):
         assert k not in ps, k
 
 
-# 10: labelNodes: a ServiceAccount, a ClusterRole of exactly get+patch on nodes, bound to it
-def test_chart_10_rbac(helm):
-    docs = helm.template(namespace="sgx-system")
+NODES_RULE = {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}
+STATUS_RULE = {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]}
+
+
+# 10: labelNodes: a ServiceAccount, a ClusterRole of exactly get+patch on nodes (and, with
+# epcResource, patch on nodes/status), bound to it
+@pytest.mark.parametrize("epc", [True, False], ids=["epc", "no-epc"])
+def test_chart_10_rbac(helm, epc):
+    docs = helm.template("--set", "epcResource=%s" % str(epc).lower(), namespace="sgx-system")
     sa = one(docs, "ServiceAccount")
     role = one(docs, "ClusterRole")
     binding = one(docs, "ClusterRoleBinding")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"],
-                              "verbs": ["get", "patch"]}]
+    assert role["rules"] == [NODES_RULE] + ([STATUS_RULE] if epc else [])
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
                                   "kind": "ClusterRole", "name": role["metadata"]["name"]}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
@@ -165,10 +170,15 @@ def test_chart_10_rbac(helm):
     assert not objects(docs, "Role") and not objects(docs, "RoleBinding")
 
 
-# 11: labelNodes=false: no ServiceAccount, ClusterRole, binding or policy; no token; no --label-node
+# 11: labelNodes=false and epcResource=false: no ServiceAccount, ClusterRole, binding or policy; no
+# token; no --label-node. labelNodes=false alone: the role holds only patch on nodes/status
 def test_chart_11_label_nodes_false(helm):
-    docs = helm.template("--set", "labelNodes=false", "--api-versions", VAP_API)
+    docs = helm.template("--set", "labelNodes=false", "--set", "epcResource=false",
+                         "--api-versions", VAP_API, "--api-versions", MAP_API)
     assert [d["kind"] for d in docs] == ["DaemonSet"]
+    epc_only = helm.template("--set", "labelNodes=false")
+    assert one(epc_only, "ClusterRole")["rules"] == [STATUS_RULE]
+    assert "--label-node" not in args_of(epc_only)
     ps = pod_spec(docs)
     assert ps["automountServiceAccountToken"] is False
     assert "serviceAccountName" not in ps
@@ -269,6 +279,10 @@ def test_chart_17_scheduling_values(helm, tmp_path):
     ("--set", "resourceDomain=Bad_Domain", "resourceDomain"),
     ("--set", "extraArgs=--debug", "extraArgs"),
     ("--set", "maxSgxPods=100", "maxSgxPods"),
+    ("--set-string", "epcResource=yes", "epcResource"),
+    ("--set", "compat={intel,sgx}", "compat"),
+    ("--set", "compat={intel,intel}", "compat"),
+    ("--set", "compat=intel", "compat"),
 ], ids=lambda v: v if "=" in str(v) else None)
 def test_chart_18_schema_rejects(helm, how, setting, key):
     err = helm.template_fails(how, setting)

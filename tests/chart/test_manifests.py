@@ -10,7 +10,7 @@ import yaml
 from chartlib import TOP, objects
 
 MANIFESTS = os.path.join(TOP, "deploy", "manifests")
-FILES = ("sgxdevplugin.yaml", "sgxdevplugin-admission-policy.yaml")
+FILES = ("sgxdevplugin.yaml", "sgxdevplugin-admission-policy.yaml", "sgxdevplugin-epc-policy.yaml")
 
 
 # 01: render.sh's output, with this helm, is byte for byte the committed files
@@ -41,3 +41,8 @@ def test_manifests_02_content(helm):
     assert sorted(d["kind"] for d in vap) == [
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     assert not objects(main, "ValidatingAdmissionPolicy")
+    with open(os.path.join(MANIFESTS, FILES[2])) as f:
+        epc = [d for d in yaml.safe_load_all(f) if d]
+    assert sorted(d["kind"] for d in epc) == [
+        "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"]
+    assert not objects(main, "MutatingAdmissionPolicy")

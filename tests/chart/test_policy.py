@@ -45,7 +45,7 @@ def test_policy_01_rendered_only_when_served(helm):
     assert not objects(helm.template(), "ValidatingAdmissionPolicyBinding")
     assert not objects(helm.template("--api-versions", "admissionregistration.k8s.io/v1beta1"
                                      "/ValidatingAdmissionPolicy"), "ValidatingAdmissionPolicy")
-    docs = policy_docs(helm, "--set", "labelNodes=false")
+    docs = policy_docs(helm, "--set", "labelNodes=false", "--set", "epcResource=false")
     assert not objects(docs, "ValidatingAdmissionPolicy")
     assert not objects(docs, "ValidatingAdmissionPolicyBinding")
 
@@ -162,16 +162,25 @@ CASES = [
 ]
 
 
-# 04: the CEL, evaluated: own node and own labels pass; anything else is denied
-def test_policy_04_cel(helm, tools):
-    spec = one(policy_docs(helm), "ValidatingAdmissionPolicy")["spec"]
-    cases = [{"request": r, "oldObject": o, "object": n} for _, r, o, n, _ in CASES]
-    got = evaluate(tools, spec, cases)
+def check(tools, spec, cases):
+    got = evaluate(tools, spec, [{"request": r, "oldObject": o, "object": n}
+                                 for _, r, o, n, _ in cases])
     bad = []
-    for (name, _, _, _, allowed), g in zip(CASES, got):
+    for (name, _, _, _, allowed), g in zip(cases, got):
         if not g["matched"] or g["allowed"] != allowed:
             bad.append("%s: want %s, got %s" % (name, "allowed" if allowed else "denied", g))
     assert not bad, "\n".join(bad)
+
+
+# 04: the CEL, evaluated: own node and own labels pass; anything else is denied (epcResource off:
+# the status subresource is denied too)
+def test_policy_04_cel(helm, tools):
+    check(tools, one(policy_docs(helm, "--set", "epcResource=false"),
+                     "ValidatingAdmissionPolicy")["spec"], CASES)
+    # with epcResource (the default) the same, but an update of the status that changes nothing
+    spec = one(policy_docs(helm), "ValidatingAdmissionPolicy")["spec"]
+    check(tools, spec, [(n, r, o, new, allowed or n == "status-subresource")
+                        for n, r, o, new, allowed in CASES])
 
 
 # 05: someone else (another ServiceAccount, a node, an admin) is not this policy's business
@@ -193,3 +202,120 @@ def test_policy_06_resource_domain(helm, tools):
         {"request": req(), "oldObject": OLD, "object": changed(labels=ours_added("sgx.example.com"))},
         {"request": req(), "oldObject": OLD, "object": changed(labels=ours_added())}])
     assert [g["allowed"] for g in got] == [True, False], got
+
+
+# ---- nodes/status: the EPC capacity (epcResource, issue 11) ----
+
+def with_status(n, capacity=None, allocatable=None, **more):
+    n = copy.deepcopy(n)
+    st = n["status"]
+    for k, v in (("capacity", capacity), ("allocatable", allocatable)):
+        if v is not None:
+            st[k] = v
+        elif k in st and v is None and k in more.get("drop", ()):
+            del st[k]
+    st.update({k: v for k, v in more.items() if k != "drop"})
+    return n
+
+
+BASE_CAP = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+SNODE = with_status(OLD, capacity=dict(BASE_CAP), allocatable=dict(BASE_CAP),
+                    addresses=[{"type": "InternalIP", "address": "10.0.1.5"}],
+                    conditions=[{"type": "Ready", "status": "True"}],
+                    daemonEndpoints={"kubeletEndpoint": {"Port": 10250}},
+                    nodeInfo={"kubeletVersion": "v1.36.0"})
+
+
+def cap(**extra):
+    return dict(BASE_CAP, **extra)
+
+
+def sreq(**kw):
+    return req(sub="status", **kw)
+
+
+EPC = "sgx.k8s.io/epc"
+STATUS_CASES = [
+    ("add-epc", sreq(), SNODE, with_status(SNODE, capacity=cap(**{EPC: "128Mi"})), True),
+    ("add-epc-allocatable", sreq(), SNODE,
+     with_status(SNODE, capacity=cap(**{EPC: "128Mi"}), allocatable=cap(**{EPC: "128Mi"})), True),
+    ("change-epc", sreq(), with_status(SNODE, capacity=cap(**{EPC: "64Mi"})),
+     with_status(SNODE, capacity=cap(**{EPC: "128Mi"})), True),
+    ("remove-epc", sreq(), with_status(SNODE, capacity=cap(**{EPC: "64Mi"})), SNODE, True),
+    ("first-epc", sreq(), node(), with_status(node(), capacity={"cpu": "8", EPC: "1Gi"}), True),
+    ("foreign-capacity-key", sreq(), SNODE,
+     with_status(SNODE, capacity=cap(**{EPC: "1Gi", "example.com/gpu": "8"})), False),
+    ("intel-key-without-compat", sreq(), SNODE,
+     with_status(SNODE, capacity=cap(**{"sgx.intel.com/epc": "1Gi"})), False),
+    ("change-cpu", sreq(), SNODE, with_status(SNODE, capacity=dict(BASE_CAP, cpu="64")), False),
+    ("remove-pods-allocatable", sreq(), SNODE,
+     with_status(SNODE, allocatable={"cpu": "8", "memory": "32Gi"}), False),
+    ("change-memory-allocatable", sreq(), SNODE,
+     with_status(SNODE, allocatable=dict(BASE_CAP, memory="64Gi")), False),
+    ("readdress", sreq(), SNODE,
+     with_status(SNODE, addresses=[{"type": "InternalIP", "address": "10.9.9.9"}]), False),
+    ("not-ready", sreq(), SNODE,
+     with_status(SNODE, conditions=[{"type": "Ready", "status": "False"}]), False),
+    ("kubelet-port", sreq(), SNODE,
+     with_status(SNODE, daemonEndpoints={"kubeletEndpoint": {"Port": 1}}), False),
+    ("node-info", sreq(), SNODE, with_status(SNODE, nodeInfo={"kubeletVersion": "v9"}), False),
+    ("other-node", sreq(node_name=("n2",)), SNODE,
+     with_status(SNODE, capacity=cap(**{EPC: "1Gi"})), False),
+    ("label-through-status", sreq(), SNODE,
+     changed(old=with_status(SNODE, capacity=cap(**{EPC: "1Gi"})),
+             labels=dict(OLD["metadata"]["labels"], evil="1")), False),
+    ("taint-through-status", sreq(), SNODE, changed(old=SNODE, spec={"podCIDR": "10.0.1.0/24"}),
+     False),
+    ("other-subresource", req(sub="proxy"), SNODE, copy.deepcopy(SNODE), False),
+]
+
+
+# 07: through nodes/status only our own node's EPC capacity keys change; the rest of the status,
+# the labels and the spec stay
+def test_policy_07_status_cel(helm, tools):
+    check(tools, one(policy_docs(helm), "ValidatingAdmissionPolicy")["spec"], STATUS_CASES)
+
+
+# 08: compat adds the other plugins' capacity keys; resourceDomain moves ours; without
+# labelNodes the node itself may not be patched (labels neither), its status may
+@pytest.mark.parametrize("compat,key,allowed", [
+    ("{intel}", "sgx.intel.com/epc", True),
+    ("{azure}", "kubernetes.azure.com/sgx_epc_mem_in_MiB", True),
+    ("{alibaba}", "alibabacloud.com/sgx_epc_MiB", True),
+    ("{intel}", "kubernetes.azure.com/sgx_epc_mem_in_MiB", False),
+    ("{azure,alibaba}", "sgx.intel.com/epc", False),
+])
+def test_policy_08_compat_keys(helm, tools, compat, key, allowed):
+    spec = one(policy_docs(helm, "--set", "compat=" + compat), "ValidatingAdmissionPolicy")["spec"]
+    check(tools, spec, [("compat %s %s" % (compat, key), sreq(), SNODE,
+                         with_status(SNODE, capacity=cap(**{key: "128"})), allowed)])
+
+
+def test_policy_09_domain_and_no_labels(helm, tools):
+    spec = one(policy_docs(helm, "--set", "resourceDomain=sgx.example.com"),
+               "ValidatingAdmissionPolicy")["spec"]
+    check(tools, spec, [
+        ("domain-ours", sreq(), SNODE, with_status(SNODE, capacity=cap(**{
+            "sgx.example.com/epc": "1Gi"})), True),
+        ("domain-default", sreq(), SNODE, with_status(SNODE, capacity=cap(**{EPC: "1Gi"})), False)])
+    spec = one(policy_docs(helm, "--set", "labelNodes=false"), "ValidatingAdmissionPolicy")["spec"]
+    check(tools, spec, [
+        ("status", sreq(), SNODE, with_status(SNODE, capacity=cap(**{EPC: "1Gi"})), True),
+        ("labels", req(), OLD, changed(labels=ours_added()), False)])
+
+
+# 10: the status fields the policy keeps unchanged are NodeStatus' fields in the Kubernetes API
+# (kubernetes-models), less capacity and allocatable and the fields newer than 1.30, the oldest
+# Kubernetes the policy is rendered for (a field it does not know fails to compile there)
+NEWER_THAN_1_30 = {"features", "declaredFeatures"}
+
+
+def test_policy_10_status_fields_are_the_apis(helm, tools):
+    with open(os.path.join(tools["models"], "kubernetes-models", "v1", "NodeStatus.d.ts")) as f:
+        api = set(re.findall(r'^\s+"([A-Za-z]+)"\?:', f.read(), re.M))
+    assert {"capacity", "allocatable", "addresses"} <= api, api
+    vap = one(policy_docs(helm), "ValidatingAdmissionPolicy")["spec"]
+    last = [v for v in vap["validations"] if "object.status.phase" in v["expression"]]
+    assert len(last) == 1
+    kept = set(re.findall(r"has\(object\.status\.([A-Za-z]+)\)", last[0]["expression"]))
+    assert kept == api - {"capacity", "allocatable"} - NEWER_THAN_1_30, sorted(api)

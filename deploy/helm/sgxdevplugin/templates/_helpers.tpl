@@ -71,7 +71,48 @@ src/kube/labeler.h's LABEL_*; tests/chart checks that they agree).
 {{- if .Values.labelNodes }}
 - "--label-node"
 {{- end }}
+{{- /*
+epcResource and compat: the daemon's --epc-resource (advertise <resourceDomain>/epc, PATCH
+nodes/status with the node's EPC capacity) and --compat=intel,azure,alibaba go here once the
+daemon has them (issue 11); until then nothing is passed (test_binary.py runs these args).
+*/}}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}
+{{- end }}
+
+{{/* True ("true") when the daemon talks to the API server: node labels, or EPC capacity. */}}
+{{- define "sgxdevplugin.usesApi" -}}
+{{- if or .Values.labelNodes .Values.epcResource }}true{{ end }}
+{{- end }}
+
+{{/*
+The node status capacity keys the daemon will own with epcResource (issue 11), as a CEL list of
+strings: <resourceDomain>/epc, and the EPC names of the compat plugins.
+*/}}
+{{- define "sgxdevplugin.capacityKeys" -}}
+{{- $keys := list }}
+{{- if .Values.epcResource }}
+{{- $keys = append $keys (printf "'%s/epc'" .Values.resourceDomain) }}
+{{- if has "intel" .Values.compat }}{{ $keys = append $keys "'sgx.intel.com/epc'" }}{{ end }}
+{{- if has "azure" .Values.compat }}{{ $keys = append $keys "'kubernetes.azure.com/sgx_epc_mem_in_MiB'" }}{{ end }}
+{{- if has "alibaba" .Values.compat }}{{ $keys = append $keys "'alibabacloud.com/sgx_epc_MiB'" }}{{ end }}
+{{- end }}
+{{- printf "[%s]" (join ", " $keys) }}
+{{- end }}
+
+{{/*
+CEL, for the MutatingAdmissionPolicy: whether container C (a CEL expression) names resource N in
+its requests or limits. Called with (dict "c" C "n" N).
+*/}}
+{{- define "sgxdevplugin.celAsks" -}}
+{{- printf "(has(%[1]s.resources) && ((has(%[1]s.resources.limits) && '%[2]s' in %[1]s.resources.limits) || (has(%[1]s.resources.requests) && '%[2]s' in %[1]s.resources.requests)))" .c .n }}
+{{- end }}
+
+{{/*
+CEL: container C's amount of resource N as an int (its request, else its limit; extended
+resources have requests == limits), 0 when it names none. (dict "c" C "n" N)
+*/}}
+{{- define "sgxdevplugin.celAmount" -}}
+{{- printf "(has(%[1]s.resources) && has(%[1]s.resources.requests) && '%[2]s' in %[1]s.resources.requests ? quantity(string(%[1]s.resources.requests['%[2]s'])).asInteger() : has(%[1]s.resources) && has(%[1]s.resources.limits) && '%[2]s' in %[1]s.resources.limits ? quantity(string(%[1]s.resources.limits['%[2]s'])).asInteger() : 0)" .c .n }}
 {{- end }}
