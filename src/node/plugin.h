@@ -21,6 +21,8 @@ struct node_config {
         bool provision;          /* map provisioning devices with the enclave */
         bool provision_resource; /* also register D/provision */
         const char *aesmd_dir;   /* mounted into containers, NULL when off */
+        bool cdi;                /* write a CDI spec; Allocate names its devices */
+        const char *cdi_dir;     /* where the CDI spec goes (--cdi-dir) */
 
         /* capability facts */
         const char *proc_root;
