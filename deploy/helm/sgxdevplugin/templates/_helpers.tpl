@@ -71,6 +71,10 @@ src/kube/labeler.h's LABEL_*; tests/chart checks that they agree).
 {{- if .Values.labelNodes }}
 - "--label-node"
 {{- end }}
+{{- if .Values.cdi }}
+- "--cdi"
+- "--cdi-dir=/var/run/cdi"
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}
