@@ -26,7 +26,7 @@ int cdispec_init(struct cdispec *s, const char *dir, const struct sgx_cdi_config
         return sgx_cdi_spec_path(dir, cfg->domain, s->path, sizeof(s->path));
 }
 
-/* mkdir -p |dir| with DIR_MODE. Returns 0 or -errno. */
+/* mkdir -p |dir|: each directory made gets DIR_MODE. Returns 0 or -errno. */
 static int make_dirs(const char *dir) {
         char buf[PATH_MAX];
         size_t len = strlen(dir);
@@ -40,8 +40,13 @@ static int make_dirs(const char *dir) {
                 if (c != '/' && c != '\0')
                         continue;
                 *p = '\0';
-                if (mkdir(buf, DIR_MODE) < 0 && errno != EEXIST)
+                if (mkdir(buf, DIR_MODE) == 0) {
+                        /* the umask does not decide who may read it */
+                        if (chmod(buf, DIR_MODE) < 0)
+                                return -errno;
+                } else if (errno != EEXIST) {
                         return -errno;
+                }
                 *p = c;
                 if (c == '\0')
                         break;
