@@ -3,7 +3,8 @@
  * the device-plugin services (their sockets and ListAndWatch streams) and to registration with
  * the kubelet; watches --dev-root and --kubelet-dir with inotify (and their nearest existing
  * ancestor while they do not exist yet), with a slow periodic rescan as a safety net; with
- * --label-node, keeps the node's labels in step with its devices through the labeler.
+ * --label-node, keeps the node's labels in step with its devices through the labeler; with --cdi,
+ * keeps the CDI spec file in step with them (cdispec.c).
  */
 #pragma once
 
