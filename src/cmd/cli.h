@@ -22,6 +22,7 @@
 #define CLI_DEFAULT_SYS_ROOT "/sys"
 #define CLI_DEFAULT_API_TIMEOUT_S 10
 #define CLI_DEFAULT_LABEL_INTERVAL_S 600 /* re-assert the labels every 10 minutes */
+#define CLI_DEFAULT_CDI_DIR "/var/run/cdi"
 
 enum cli_command {
         CLI_RUN,     /* the daemon */
@@ -60,6 +61,10 @@ struct cli_options {
         const char *ca_file;         /* --ca-file; NULL = the service account's ca.crt */
         unsigned api_timeout_ms;     /* --api-timeout: one API request, 1 ms..3600 s */
         unsigned label_interval_ms;  /* --label-interval: re-assert period, 1 ms..3600 s */
+
+        /* CDI (cdi.c, cdispec.c) */
+        bool cdi;            /* --cdi: write a CDI spec, Allocate names its devices */
+        const char *cdi_dir; /* --cdi-dir: where the spec goes */
 };
 
 /*

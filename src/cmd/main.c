@@ -51,6 +51,8 @@ static void node_config_from(const struct cli_options *opt, struct node_config *
                 .provision_resource = opt->provision_resource,
                 .aesmd_dir = opt->aesmd_dir,
                 .compat = opt->compat,
+                .cdi = opt->cdi,
+                .cdi_dir = opt->cdi_dir,
                 .proc_root = opt->proc_root,
                 .sys_root = opt->sys_root,
                 .cpuid_file = opt->cpuid_file,
@@ -100,10 +102,11 @@ static int run_daemon(const struct cli_options *opt) {
                 goto out;
         log_info(NULL, NULL,
                  "sgxdevplugin %s starting: kubelet dir %s, dev root %s, %u slots per resource, "
-                 "domain %s, provisioning %s%s%s",
+                 "domain %s, provisioning %s%s%s%s%s",
                  SGXDEVPLUGIN_VERSION, opt->kubelet_dir, opt->dev_root, opt->max_pods, opt->domain,
                  opt->provision ? "mapped" : "not mapped", opt->aesmd_dir ? ", aesmd dir " : "",
-                 opt->aesmd_dir ? opt->aesmd_dir : "");
+                 opt->aesmd_dir ? opt->aesmd_dir : "", opt->cdi ? ", CDI spec in " : "",
+                 opt->cdi ? opt->cdi_dir : "");
         r = loop_add_signal(l, SIGTERM, on_signal, l, &sigterm);
         if (r < 0)
                 goto out;

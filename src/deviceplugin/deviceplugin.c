@@ -22,6 +22,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "api.pb-c.h"
+#include "cdi.h"
 #include "discovery.h"
 #include "edits.h"
 #include "grpc_server.h"
@@ -248,9 +249,73 @@ int dp_encode_options(uint8_t **ret_buf, size_t *ret_len) {
 /* What an accepted Allocate did, for the service's log line. */
 struct alloc_info {
         struct sgx_edits edits;
+        char cdi_name[SGX_CDI_QUALIFIED_SIZE]; /* "D/sgx=dcap" with --cdi, else "" */
         size_t n_ids;
         size_t n_containers;
 };
+
+/* The messages of one ContainerAllocateResponse, on the caller's stack. */
+struct alloc_msgs {
+        V1beta1__DeviceSpec specs[SGX_EDIT_MAX_SPECS], *spec_ptrs[SGX_EDIT_MAX_SPECS];
+        V1beta1__Mount mounts[SGX_EDIT_MAX_MOUNTS], *mount_ptrs[SGX_EDIT_MAX_MOUNTS];
+        V1beta1__ContainerAllocateResponse__EnvsEntry envs[SGX_EDIT_MAX_ENV],
+                *env_ptrs[SGX_EDIT_MAX_ENV];
+        V1beta1__CDIDevice cdi, *cdi_ptrs[1];
+};
+
+/* The edits become DeviceSpecs, Mounts and Envs in |cresp|, borrowing |e| and |m|. */
+static void encode_edits(const struct sgx_edits *e, struct alloc_msgs *m,
+                         V1beta1__ContainerAllocateResponse *cresp) {
+        size_t n_specs = 0;
+
+        for (size_t i = 0; i < e->n_devices; i++) {
+                const struct sgx_device_edit *dev = &e->devices[i];
+
+                for (size_t j = 0; j < dev->n_container_paths; j++) {
+                        V1beta1__DeviceSpec *s = &m->specs[n_specs];
+
+                        v1beta1__device_spec__init(s);
+                        s->container_path = (char *) dev->container_paths[j];
+                        s->host_path = (char *) dev->host_path;
+                        s->permissions = (char *) dev->permissions;
+                        m->spec_ptrs[n_specs++] = s;
+                }
+        }
+        cresp->n_devices = n_specs;
+        cresp->devices = m->spec_ptrs;
+        for (size_t i = 0; i < e->n_mounts; i++) {
+                const struct sgx_mount_edit *mnt = &e->mounts[i];
+
+                v1beta1__mount__init(&m->mounts[i]);
+                m->mounts[i].container_path = (char *) mnt->container_path;
+                m->mounts[i].host_path = (char *) mnt->host_path;
+                m->mounts[i].read_only = mnt->read_only;
+                m->mount_ptrs[i] = &m->mounts[i];
+        }
+        cresp->n_mounts = e->n_mounts;
+        cresp->mounts = cresp->n_mounts ? m->mount_ptrs : NULL;
+        for (size_t i = 0; i < e->n_env; i++) {
+                v1beta1__container_allocate_response__envs_entry__init(&m->envs[i]);
+                m->envs[i].key = (char *) e->env[i].name;
+                m->envs[i].value = (char *) e->env[i].value;
+                m->env_ptrs[i] = &m->envs[i];
+        }
+        cresp->n_envs = e->n_env;
+        cresp->envs = cresp->n_envs ? m->env_ptrs : NULL;
+}
+
+/*
+ * With --cdi: one CDI device, "D/sgx=<device>" (|name|, borrowed), and nothing else: the spec the
+ * node wrote holds the device nodes, mounts and environment, and the runtime applies it.
+ */
+static void encode_cdi(const char *name, struct alloc_msgs *m,
+                       V1beta1__ContainerAllocateResponse *cresp) {
+        v1beta1__cdidevice__init(&m->cdi);
+        m->cdi.name = (char *) name;
+        m->cdi_ptrs[0] = &m->cdi;
+        cresp->n_cdi_devices = 1;
+        cresp->cdi_devices = m->cdi_ptrs;
+}
 
 /*
  * Every container of one Allocate gets the same devices (the slots are identical), so one
@@ -263,16 +328,13 @@ static enum grpc_status allocate(const struct dp_config *cfg, enum sgx_kind k,
                                  char *err, size_t errsz) {
         V1beta1__AllocateResponse resp = V1BETA1__ALLOCATE_RESPONSE__INIT;
         V1beta1__ContainerAllocateResponse cresp = V1BETA1__CONTAINER_ALLOCATE_RESPONSE__INIT;
-        V1beta1__DeviceSpec specs[SGX_EDIT_MAX_SPECS], *spec_ptrs[SGX_EDIT_MAX_SPECS];
-        V1beta1__Mount mounts[SGX_EDIT_MAX_MOUNTS], *mount_ptrs[SGX_EDIT_MAX_MOUNTS];
-        V1beta1__ContainerAllocateResponse__EnvsEntry envs[SGX_EDIT_MAX_ENV],
-                *env_ptrs[SGX_EDIT_MAX_ENV];
+        struct alloc_msgs msgs;
         V1beta1__ContainerAllocateResponse **cresps = NULL;
         V1beta1__AllocateRequest *r;
         enum grpc_status status;
         struct alloc_info info = {.n_ids = 0};
         char res[RESOURCE_MAX];
-        size_t n_specs = 0, packed;
+        size_t packed;
         uint8_t *buf;
 
         r = v1beta1__allocate_request__unpack(NULL, len, req);
@@ -309,41 +371,19 @@ static enum grpc_status allocate(const struct dp_config *cfg, enum sgx_kind k,
                 goto out_free_request;
         }
 
-        /* the edits are data; here they become the v1beta1 messages */
-        for (size_t i = 0; i < info.edits.n_devices; i++) {
-                const struct sgx_device_edit *m = &info.edits.devices[i];
-
-                for (size_t j = 0; j < m->n_container_paths; j++) {
-                        V1beta1__DeviceSpec *s = &specs[n_specs];
-
-                        v1beta1__device_spec__init(s);
-                        s->container_path = (char *) m->container_paths[j];
-                        s->host_path = (char *) m->host_path;
-                        s->permissions = (char *) m->permissions;
-                        spec_ptrs[n_specs++] = s;
+        /* the edits are data; here they become the v1beta1 messages, or the spec's name */
+        if (cfg->cdi) {
+                if (sgx_cdi_qualified_name(cfg->domain, k, &cfg->edits, d, info.cdi_name,
+                                           sizeof(info.cdi_name)) < 0) {
+                        resource_or_kind(cfg, k, res, sizeof(res));
+                        errline(err, errsz, "no CDI device name for resource %s", res);
+                        status = GRPC_STATUS_INTERNAL;
+                        goto out_free_request;
                 }
+                encode_cdi(info.cdi_name, &msgs, &cresp);
+        } else {
+                encode_edits(&info.edits, &msgs, &cresp);
         }
-        cresp.n_devices = n_specs;
-        cresp.devices = spec_ptrs;
-        for (size_t i = 0; i < info.edits.n_mounts; i++) {
-                const struct sgx_mount_edit *m = &info.edits.mounts[i];
-
-                v1beta1__mount__init(&mounts[i]);
-                mounts[i].container_path = (char *) m->container_path;
-                mounts[i].host_path = (char *) m->host_path;
-                mounts[i].read_only = m->read_only;
-                mount_ptrs[i] = &mounts[i];
-        }
-        cresp.n_mounts = info.edits.n_mounts;
-        cresp.mounts = cresp.n_mounts ? mount_ptrs : NULL;
-        for (size_t i = 0; i < info.edits.n_env; i++) {
-                v1beta1__container_allocate_response__envs_entry__init(&envs[i]);
-                envs[i].key = (char *) info.edits.env[i].name;
-                envs[i].value = (char *) info.edits.env[i].value;
-                env_ptrs[i] = &envs[i];
-        }
-        cresp.n_envs = info.edits.n_env;
-        cresp.envs = cresp.n_envs ? env_ptrs : NULL;
 
         cresps = calloc(r->n_container_requests, sizeof(*cresps));
         if (!cresps)
@@ -812,10 +852,16 @@ static void on_allocate(struct grpc_call *call, const uint8_t *req, size_t len, 
                 return;
         }
         sgx_edits_host_paths(&info.edits, paths, sizeof(paths));
-        log_info(s->resource, s->socket_path,
-                 "Allocate: %zu device ID(s) in %zu container(s), mapped %s%s%s", info.n_ids,
-                 info.n_containers, paths, s->cfg.edits.aesmd_dir ? ", mounted " : "",
-                 s->cfg.edits.aesmd_dir ? s->cfg.edits.aesmd_dir : "");
+        if (info.cdi_name[0])
+                log_info(s->resource, s->socket_path,
+                         "Allocate: %zu device ID(s) in %zu container(s), CDI device %s (%s)",
+                         info.n_ids, info.n_containers, info.cdi_name, paths);
+        else
+                log_info(s->resource, s->socket_path,
+                         "Allocate: %zu device ID(s) in %zu container(s), mapped %s%s%s",
+                         info.n_ids, info.n_containers, paths,
+                         s->cfg.edits.aesmd_dir ? ", mounted " : "",
+                         s->cfg.edits.aesmd_dir ? s->cfg.edits.aesmd_dir : "");
         reply(s, call, "Allocate", buf, blen);
 }
 

@@ -34,6 +34,7 @@ struct dp_config {
         const char *domain;           /* "sgx.k8s.io" */
         unsigned slots;               /* devices advertised (--max-pods, or EPC MiB) */
         struct sgx_edit_config edits; /* what a container gets beside the devices */
+        bool cdi; /* Allocate names the CDI device (D/sgx=dcap) instead of DeviceSpecs */
 };
 
 #define DP_LIST_LIMIT (3u * 1024 * 1024) /* largest ListAndWatch answer we accept to send */

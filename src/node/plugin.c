@@ -35,6 +35,7 @@
 
 #include "apiclient.h"
 #include "capabilities.h"
+#include "cdispec.h"
 #include "deviceplugin.h"
 #include "discovery.h"
 #include "labeler.h"
@@ -81,6 +82,9 @@ struct plugin {
         uint64_t epc_bytes;          /* caps_epc_bytes(), 0 when unknown */
         char verdict_line[256];      /* last verdict logged */
         struct labeler *labeler;     /* NULL without --label-node */
+
+        /* CDI */
+        struct cdispec *cdi; /* NULL without --cdi */
 
         /* kubelet */
         char kubelet_sock[PATH_MAX];
@@ -262,6 +266,8 @@ static void sync_devices(struct plugin *p) {
                         p->disc = d; /* the verdict tells of refusals */
                         sync_capabilities(p);
                 }
+                if (p->cdi && p->cdi->pending) /* the last write failed: again */
+                        (void) cdispec_sync(p->cdi, &p->disc);
                 return;
         }
         log_devices(p, &d);
@@ -270,6 +276,8 @@ static void sync_devices(struct plugin *p) {
         for (size_t i = 0; i < p->n_res; i++)
                 if (p->res[i].svc)
                         dp_service_update(p->res[i].svc, &p->disc);
+        if (p->cdi)
+                (void) cdispec_sync(p->cdi, &p->disc);
         sync_capabilities(p);
 }
 
@@ -570,6 +578,30 @@ static int setup_labeler(struct plugin *p) {
         return 0;
 }
 
+/* With --cdi: the spec file's state; the first scan writes it. */
+static int setup_cdi(struct plugin *p) {
+        const struct sgx_cdi_config cfg = {
+                .domain = p->opt->domain,
+                .kinds = {.provision_resource = p->opt->provision_resource,
+                          .compat = p->opt->compat},
+                .edits = p->cfg.edits,
+        };
+        int r;
+
+        if (!p->opt->cdi)
+                return 0;
+        p->cdi = malloc(sizeof(*p->cdi));
+        if (!p->cdi)
+                return -ENOMEM;
+        r = cdispec_init(p->cdi, p->opt->cdi_dir, &cfg);
+        if (r < 0) {
+                log_error(NULL, p->opt->cdi_dir, "cannot write the CDI spec here: %s",
+                          strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
 int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **ret) {
         struct plugin *p = calloc(1, sizeof(*p));
         int r;
@@ -583,6 +615,7 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
                 .domain = opt->domain,
                 .slots = opt->max_pods,
                 .edits = {.provision = opt->provision, .aesmd_dir = opt->aesmd_dir},
+                .cdi = opt->cdi,
         };
         if ((size_t) snprintf(p->kubelet_sock, sizeof(p->kubelet_sock), "%s/" KUBELET_SOCKET,
                               opt->kubelet_dir) >= sizeof(p->kubelet_sock)) {
@@ -624,6 +657,9 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
         r = setup_labeler(p);
         if (r < 0)
                 goto out_free;
+        r = setup_cdi(p);
+        if (r < 0)
+                goto out_free;
 
         resync(p);
         *ret = p;
@@ -638,6 +674,11 @@ struct plugin *plugin_free(struct plugin *p) {
         if (!p)
                 return NULL;
         p->labeler = labeler_stop(p->labeler);
+        if (p->cdi) {
+                cdispec_release(p->cdi);
+                free(p->cdi);
+                p->cdi = NULL;
+        }
         for (size_t i = 0; i < p->n_res; i++) {
                 p->res[i].svc = dp_service_free(p->res[i].svc);
                 p->res[i].reg = reg_free(p->res[i].reg);

@@ -3,7 +3,8 @@
  * the device-plugin services (their sockets and ListAndWatch streams) and to registration with
  * the kubelet; watches --dev-root and --kubelet-dir with inotify (and their nearest existing
  * ancestor while they do not exist yet), with a slow periodic rescan as a safety net; with
- * --label-node, keeps the node's labels in step with its devices through the labeler.
+ * --label-node, keeps the node's labels in step with its devices through the labeler; with --cdi,
+ * keeps the CDI spec file in step with them (cdispec.c).
  */
 #pragma once
 
@@ -22,6 +23,8 @@ struct node_config {
         bool provision_resource; /* also register D/provision */
         const char *aesmd_dir;   /* mounted into containers, NULL when off */
         unsigned compat;         /* enum sgx_compat bits: the other plugins' names also served */
+        bool cdi;                /* write a CDI spec; Allocate names its devices */
+        const char *cdi_dir;     /* where the CDI spec goes (--cdi-dir) */
 
         /* capability facts */
         const char *proc_root;

@@ -272,6 +272,7 @@ def test_chart_17_scheduling_values(helm, tmp_path):
     ("--set", "maxSGXPods=100001", "maxSGXPods"),
     ("--set-string", "labelNodes=yes", "labelNodes"),
     ("--set-string", "provision=false", "provision"),
+    ("--set-string", "cdi=true", "cdi"),
     ("--set", "imagePullPolicy=Sometimes", "imagePullPolicy"),
     ("--set", "image=sgxdevplugin", "image"),
     ("--set", "logFormat=xml", "logFormat"),
@@ -312,3 +313,24 @@ def test_chart_19_notes(helm, tmp_path):
     assert "sgx.example.com/dcap" in text and "sgx.example.com/ias" in text
     assert "--namespace sgx-system" in text
     assert "daemonset/%s" % RELEASE in text
+
+
+# 20: cdi: --cdi with the spec dir, and the host's /var/run/cdi mounted read-write at the same
+# path; off by default: neither flag nor mount
+def test_chart_20_cdi(helm, tmp_path):
+    docs = helm.template()
+    assert not [a for a in args_of(docs) if a.startswith("--cdi")]
+    assert "/var/run/cdi" not in mounts_by_path(docs)
+    assert "cdi-specs" not in {v["name"] for v in pod_spec(docs)["volumes"]}
+
+    docs = helm.template("-f", write_values(tmp_path, {"cdi": True}))
+    args = args_of(docs)
+    assert "--cdi" in args
+    assert flag(args, "--cdi-dir") == "/var/run/cdi"
+    m = mounts_by_path(docs)["/var/run/cdi"]
+    assert not m.get("readOnly", False)
+    assert volume_for_mount(docs, m)["hostPath"] == {"path": "/var/run/cdi",
+                                                     "type": "DirectoryOrCreate"}
+    # the rest stays read-only: /dev, the root filesystem
+    assert mounts_by_path(docs)[DEV_ROOT]["readOnly"] is True
+    assert container(docs)["securityContext"]["readOnlyRootFilesystem"] is True

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("binary")
 
 FLAGS = ["--kubelet-dir", "--dev-root", "--max-pods", "--resource-domain", "--no-provision",
          "--provision-resource", "--aesmd-dir", "--log-format", "--log-level", "--version",
-         "--help"]
+         "--help", "--cdi", "--cdi-dir"]
 
 
 def project_version():
@@ -55,6 +55,8 @@ BAD = [
     (["--resource-domain", "bad/domain"], "--resource-domain"),
     (["--aesmd-dir", ""], "--aesmd-dir"),
     (["--aesmd-dir", "relative/aesmd"], "--aesmd-dir"),
+    (["--cdi-dir", "relative/cdi"], "--cdi-dir"),
+    (["--cdi=yes"], "--cdi"),
     (["bogus-command"], "bogus-command"),
     (["probe", "--bogus"], "--bogus"),
     (["probe", "--dev-root"], "--dev-root"),

@@ -245,6 +245,28 @@ static void test_cli_aesmd_dir_must_be_absolute(void) {
         check_error("--aesmd-dir: empty value", parse(&o, "--aesmd-dir=", NULL));
 }
 
+static void test_cli_cdi_flags(void) {
+        struct cli_options o;
+
+        CHECK_INT(parse(&o, NULL), 0);
+        CHECK(!o.cdi);
+        CHECK_STR(o.cdi_dir, "/var/run/cdi");
+        CHECK_INT(parse(&o, "--cdi", "--cdi-dir", "/run/cdi", NULL), 0);
+        CHECK(o.cdi);
+        CHECK_STR(o.cdi_dir, "/run/cdi");
+        CHECK_INT(parse(&o, "--cdi-dir=/etc/cdi", NULL), 0);
+        CHECK(!o.cdi);
+        CHECK_STR(o.cdi_dir, "/etc/cdi");
+        check_error("--cdi-dir: expected an absolute path, got 'run/cdi'",
+                    parse(&o, "--cdi-dir", "run/cdi", NULL));
+        check_error("--cdi-dir: empty value", parse(&o, "--cdi-dir=", NULL));
+        check_error("--cdi: takes no value, got 'true'", parse(&o, "--cdi=true", NULL));
+        check_error("--cdi-dir: missing value", parse(&o, "--cdi-dir", NULL));
+        /* the daemon's: probe and health do not take them */
+        check_error("--cdi: not valid with the probe sub-command",
+                    parse(&o, "probe", "--cdi", NULL));
+}
+
 static void test_cli_dev_root_empty(void) {
         struct cli_options o;
 
@@ -586,6 +608,7 @@ int main(void) {
         RUN(test_cli_domain_errors);
         RUN(test_cli_kubelet_dir_fits_sun_path);
         RUN(test_cli_aesmd_dir_must_be_absolute);
+        RUN(test_cli_cdi_flags);
         RUN(test_cli_dev_root_empty);
         RUN(test_cli_log_errors);
         RUN(test_cli_missing_value);

@@ -580,6 +580,91 @@ static void test_deviceplugin_allocate_absent_is_failed_precondition(void) {
                        GRPC_STATUS_FAILED_PRECONDITION, "sgx.k8s.io/provision");
 }
 
+/* ---- Allocate with --cdi ---- */
+
+/*
+ * Allocates "<kind>-0" (and "<kind>-1" in a second container) with --cdi and checks that each
+ * container gets exactly the CDI device |want| and no DeviceSpec, Mount or Env: the spec holds
+ * them.
+ */
+static void check_cdi(const struct dp_config *cfg, enum sgx_kind k, const struct discovery *d,
+                      const char *want) {
+        char id0[32], id1[32], err[256];
+        const char *c1[] = {id0, NULL}, *c2[] = {id1, NULL};
+        const char *const *containers[] = {c1, c2, NULL};
+        V1beta1__AllocateResponse *resp;
+        uint8_t *req, *out = NULL;
+        size_t len, olen = 0;
+
+        snprintf(id0, sizeof(id0), "%s-0", sgx_kind_name(k));
+        snprintf(id1, sizeof(id1), "%s-1", sgx_kind_name(k));
+        req = pack_allocate(containers, &len);
+        CHECK_INT(dp_handle_allocate(cfg, k, d, req, len, &out, &olen, err, sizeof(err)),
+                  GRPC_STATUS_OK);
+        free(req);
+        resp = v1beta1__allocate_response__unpack(NULL, olen, out);
+        free(out);
+        CHECK(resp);
+        if (!resp)
+                return;
+        CHECK_INT(resp->n_container_responses, 2);
+        for (size_t i = 0; i < resp->n_container_responses; i++) {
+                const V1beta1__ContainerAllocateResponse *c = resp->container_responses[i];
+
+                CHECK_INT(c->n_cdi_devices, 1);
+                if (c->n_cdi_devices == 1)
+                        CHECK_STR(c->cdi_devices[0]->name, want);
+                CHECK_INT(c->n_devices, 0);
+                CHECK_INT(c->n_mounts, 0);
+                CHECK_INT(c->n_envs, 0);
+                CHECK_INT(c->n_annotations, 0);
+        }
+        v1beta1__allocate_response__free_unpacked(resp, NULL);
+}
+
+static void test_deviceplugin_allocate_cdi_names_the_device(void) {
+        struct dp_config cfg = cfg_default();
+        struct discovery inkernel = node_in_kernel(), dir = node_dcap_dir(), legacy = node_legacy(),
+                         ias = node_ias(), both = node_in_kernel();
+
+        cfg.cdi = true;
+        set_node(&both.ias_enclave, "/dev/isgx", 10, 57);
+        check_cdi(&cfg, SGX_KIND_SGX, &inkernel, "sgx.k8s.io/sgx=dcap");
+        check_cdi(&cfg, SGX_KIND_DCAP, &inkernel, "sgx.k8s.io/sgx=dcap");
+        check_cdi(&cfg, SGX_KIND_DCAP, &dir, "sgx.k8s.io/sgx=dcap");
+        check_cdi(&cfg, SGX_KIND_DCAP, &legacy, "sgx.k8s.io/sgx=dcap");
+        check_cdi(&cfg, SGX_KIND_PROVISION, &inkernel, "sgx.k8s.io/sgx=provision");
+        check_cdi(&cfg, SGX_KIND_SGX, &ias, "sgx.k8s.io/sgx=ias");
+        check_cdi(&cfg, SGX_KIND_IAS, &ias, "sgx.k8s.io/sgx=ias");
+        check_cdi(&cfg, SGX_KIND_SGX, &both, "sgx.k8s.io/sgx=dcap");
+        check_cdi(&cfg, SGX_KIND_IAS, &both, "sgx.k8s.io/sgx=ias");
+}
+
+static void test_deviceplugin_allocate_cdi_no_provision_and_domain(void) {
+        struct dp_config cfg = cfg_default();
+        struct discovery d = node_in_kernel();
+
+        cfg.cdi = true;
+        cfg.edits.provision = false;
+        cfg.edits.aesmd_dir = "/var/run/aesmd"; /* in the spec, not in the answer */
+        cfg.domain = "example.com";
+        check_cdi(&cfg, SGX_KIND_SGX, &d, "example.com/sgx=dcap-noprovision");
+        check_cdi(&cfg, SGX_KIND_DCAP, &d, "example.com/sgx=dcap-noprovision");
+}
+
+static void test_deviceplugin_allocate_cdi_absent_is_failed_precondition(void) {
+        struct dp_config cfg = cfg_default();
+        struct discovery e = node_empty(), ias = node_ias();
+
+        cfg.cdi = true;
+        check_rejected(&cfg, SGX_KIND_SGX, &e, "sgx-0", GRPC_STATUS_FAILED_PRECONDITION,
+                       "no SGX device present on this node for resource sgx.k8s.io/sgx");
+        check_rejected(&cfg, SGX_KIND_DCAP, &ias, "dcap-0", GRPC_STATUS_FAILED_PRECONDITION,
+                       "sgx.k8s.io/dcap");
+        /* IDs are checked first, as without --cdi */
+        check_rejected(&cfg, SGX_KIND_IAS, &ias, "ias-110", GRPC_STATUS_INVALID_ARGUMENT, NULL);
+}
+
 /* ---- options, PreStartContainer ---- */
 
 static void test_deviceplugin_options(void) {
@@ -1601,6 +1686,9 @@ int main(void) {
         RUN(test_deviceplugin_allocate_rejects_empty_request);
         RUN(test_deviceplugin_allocate_rejects_garbage);
         RUN(test_deviceplugin_allocate_absent_is_failed_precondition);
+        RUN(test_deviceplugin_allocate_cdi_names_the_device);
+        RUN(test_deviceplugin_allocate_cdi_no_provision_and_domain);
+        RUN(test_deviceplugin_allocate_cdi_absent_is_failed_precondition);
         RUN(test_deviceplugin_options);
         RUN(test_deviceplugin_prestart);
         RUN(test_deviceplugin_preferred_fills_from_available);

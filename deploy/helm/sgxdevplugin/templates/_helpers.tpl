@@ -71,6 +71,10 @@ src/kube/labeler.h's LABEL_*; tests/chart checks that they agree).
 {{- if .Values.labelNodes }}
 - "--label-node"
 {{- end }}
+{{- if .Values.cdi }}
+- "--cdi"
+- "--cdi-dir=/var/run/cdi"
+{{- end }}
 {{- /*
 epcResource and compat: the daemon's --epc-resource (advertise <resourceDomain>/epc, PATCH
 nodes/status with the node's EPC capacity) and --compat=intel,azure,alibaba go here once the
