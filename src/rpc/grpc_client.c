@@ -12,6 +12,7 @@
 #include "grpc_client_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "grpc_io.h"
 #include "log.h"
 #include "loop.h"
+#include "text.h"
 
 #define RECV_WINDOW (1 << 20)
 /* Largest response message accepted, as grpc-go clients do by default. */
@@ -162,27 +164,23 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
                 if (frame->headers.cat != NGHTTP2_HCAT_RESPONSE)
                         return 0;
-                if (valuelen != 3 || value[0] < '1' || value[0] > '9' || value[1] < '0' ||
-                    value[1] > '9' || value[2] < '0' || value[2] > '9') {
-                        c->err = -EPROTO;
-                        return 0;
-                }
-                c->http_status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + value[2] - '0';
-        } else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
-                int v = 0;
+                uint64_t v;
 
-                if (valuelen == 0 || valuelen > 4) {
+                /* three digits, 100..999 */
+                if (valuelen != 3 || value[0] == '0' ||
+                    text_parse_u64n((const char *) value, valuelen, 999, &v) < 0) {
                         c->err = -EPROTO;
                         return 0;
                 }
-                for (size_t i = 0; i < valuelen; i++) {
-                        if (value[i] < '0' || value[i] > '9') {
-                                c->err = -EPROTO;
-                                return 0;
-                        }
-                        v = v * 10 + value[i] - '0';
+                c->http_status = (int) v;
+        } else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
+                uint64_t v;
+
+                if (valuelen > 4 || text_parse_u64n((const char *) value, valuelen, 9999, &v) < 0) {
+                        c->err = -EPROTO;
+                        return 0;
                 }
-                c->status = v;
+                c->status = (int) v;
                 c->have_status = true;
         } else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
                 free(c->message);
