@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#include "jsontext.h"
+
 static enum log_level log_threshold = LOG_LEVEL_INFO;
 static enum log_format log_fmt = LOG_FORMAT_TEXT;
 
@@ -100,19 +102,11 @@ static void emit_json(const char *when, enum log_level level, const char *resour
             (path && json_object_set_new(o, "path", json_string(path)) < 0) ||
             json_object_set_new(o, "msg", json_string(msg)) < 0)
                 goto out_free_object;
-        /* json_dumpb into a buffer of ours: json_dumps ignores a failed write of an object key
-         * (jansson 2.14) and, out of memory, can hand back a mangled line as a success. */
-        len = json_dumpb(o, NULL, 0, flags);
-        if (len == 0)
-                goto out_free_object;
-        line = malloc(len + 1);
-        if (!line)
-                goto out_free_object;
-        if (json_dumpb(o, line, len, flags) == len) {
+        if (json_text(o, flags, 1, &line, &len) == 0) {
                 line[len] = '\n';
                 write_all(line, len + 1);
+                free(line);
         }
-        free(line);
 out_free_object:
         json_decref(o);
 }

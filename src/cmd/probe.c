@@ -23,6 +23,7 @@
 #include "deviceplugin.h"
 #include "discovery.h"
 #include "edits.h"
+#include "jsontext.h"
 #include "resources.h"
 
 /* One resource as the daemon would serve it. */
@@ -440,8 +441,8 @@ static int print_json(FILE *out, const struct cli_options *opt, const struct dis
                         goto out_free_root;
         }
 
-        text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (!text)
+        r = json_text(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER, 0, &text, NULL);
+        if (r < 0)
                 goto out_free_root;
         fprintf(out, "%s\n", text);
         free(text);

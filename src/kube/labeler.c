@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "capabilities.h"
+#include "jsontext.h"
 #include "log.h"
 #include "reconciler.h"
 
@@ -75,7 +76,6 @@ bool labels_equal(const struct label_set *a, const struct label_set *b) {
 int labels_patch_body(const char *domain, const struct label_set *s, char **ret) {
         json_t *root = NULL, *labels;
         char key[320], *body;
-        size_t len;
         int r = -ENOMEM;
 
         labels = json_object();
@@ -92,19 +92,8 @@ int labels_patch_body(const char *domain, const struct label_set *s, char **ret)
                 if (json_object_set_new(labels, key, v ? json_string(v) : json_null()) < 0)
                         goto out;
         }
-        /* json_dumpb into a buffer of ours: json_dumps ignores a failed write of an object key
-         * (jansson 2.14) and, out of memory, can hand back a mangled document as a success. */
-        len = json_dumpb(root, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS);
-        if (len == 0)
+        if (json_text(root, JSON_COMPACT | JSON_SORT_KEYS, 0, &body, NULL) < 0)
                 goto out;
-        body = malloc(len + 1);
-        if (!body)
-                goto out;
-        if (json_dumpb(root, body, len, JSON_COMPACT | JSON_SORT_KEYS) != len) {
-                free(body);
-                goto out;
-        }
-        body[len] = '\0';
         *ret = body;
         r = 0;
 out:

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "discovery.h"
+#include "jsontext.h"
 
 _Static_assert(sizeof("dcap-noprovision") - 1 == SGX_CDI_DEVICE_NAME_MAX,
                "the longest CDI device name");
@@ -158,9 +159,10 @@ int sgx_cdi_render(const struct sgx_cdi_config *cfg, const struct discovery *d, 
         const char *names[SGX_KIND_MAX];
         size_t n = sgx_cdi_devices(cfg, d, kinds, names, SGX_KIND_MAX);
         json_t *spec, *devices;
-        char *text, *buf;
+        char *buf;
         size_t len;
         bool ok;
+        int r;
 
         if (n == 0)
                 return -ENODEV;
@@ -177,17 +179,11 @@ int sgx_cdi_render(const struct sgx_cdi_config *cfg, const struct discovery *d, 
                      sgx_edits_for(kinds[i], &cfg->edits, d, &e) == 0 &&
                      set(dev, "containerEdits", render_edits(&e));
         }
-        text = ok ? json_dumps(spec, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(spec);
-        if (!text)
-                return -ENOMEM;
         /* one more byte for the final newline: a text file ends in one */
-        len = strlen(text);
-        buf = realloc(text, len + 2);
-        if (!buf) {
-                free(text);
-                return -ENOMEM;
-        }
+        r = ok ? json_text(spec, JSON_INDENT(2) | JSON_PRESERVE_ORDER, 1, &buf, &len) : -ENOMEM;
+        json_decref(spec);
+        if (r < 0)
+                return r;
         buf[len] = '\n';
         buf[len + 1] = '\0';
         *ret_json = buf;
