@@ -9,12 +9,14 @@
  */
 #include "probe.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -37,10 +39,49 @@ struct resource_view {
         struct sgx_edits edits;
 };
 
+/* Another device plugin's socket in --kubelet-dir that looks like SGX. */
+struct other_plugin {
+        char socket[NAME_MAX + 1]; /* its file name */
+        const char *resource;      /* what it is known to serve, or NULL (static) */
+        bool conflict;             /* we serve that resource too: the node double-books it */
+};
+
+#define PROBE_MAX_OTHER_PLUGINS 16
+
 struct report {
         struct resource_view res[SGX_KIND_MAX];
         size_t n_res;
+        struct other_plugin other[PROBE_MAX_OTHER_PLUGINS];
+        size_t n_other;
 };
+
+/* Finds other SGX device plugins' sockets in the kubelet's directory (none when it is missing). */
+static void find_other_plugins(const char *kubelet_dir, struct report *rep) {
+        DIR *dir = opendir(kubelet_dir);
+        struct dirent *e;
+
+        if (!dir)
+                return;
+        while ((e = readdir(dir)) && rep->n_other < PROBE_MAX_OTHER_PLUGINS) {
+                struct other_plugin *o = &rep->other[rep->n_other];
+                char path[PATH_MAX];
+                struct stat st;
+
+                if (!sgx_is_other_plugin_socket(e->d_name, &o->resource))
+                        continue;
+                if ((size_t) snprintf(path, sizeof(path), "%s/%s", kubelet_dir, e->d_name) >=
+                            sizeof(path) ||
+                    lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+                        continue;
+                snprintf(o->socket, sizeof(o->socket), "%s", e->d_name);
+                o->conflict = false;
+                for (size_t i = 0; o->resource && i < rep->n_res; i++)
+                        if (strcmp(rep->res[i].name, o->resource) == 0)
+                                o->conflict = true;
+                rep->n_other++;
+        }
+        closedir(dir);
+}
 
 static int collect(const struct cli_options *opt, const struct discovery *d, uint64_t epc_bytes,
                    struct report *ret) {
@@ -73,6 +114,7 @@ static int collect(const struct cli_options *opt, const struct discovery *d, uin
                 v->mapped = present && sgx_edits_for(k, &ecfg, d, &v->edits) == 0;
                 rep.n_res++;
         }
+        find_other_plugins(opt->kubelet_dir, &rep);
         *ret = rep;
         return 0;
 }
@@ -273,6 +315,15 @@ static void print_text(FILE *out, const struct cli_options *opt, const struct di
         for (size_t i = 0; i < rep->n_res; i++)
                 print_allocate(out, &rep->res[i]);
 
+        for (size_t i = 0; i < rep->n_other; i++) {
+                const struct other_plugin *o = &rep->other[i];
+
+                fprintf(out, "\nwarning: %s/%s looks like another SGX device plugin's socket%s%s%s%s: two plugins for one device double-book it; run sgxdevplugin alone\n",
+                        opt->kubelet_dir, o->socket, o->resource ? " (it serves " : "",
+                        o->resource ? o->resource : "", o->conflict ? ", which this node serves too" : "",
+                        o->resource ? ")" : "");
+        }
+
         if (caps)
                 fprintf(out, "\nverdict: %s - %s\n", sgx_verdict_name(caps->verdict),
                         caps->verdict_line);
@@ -394,7 +445,7 @@ static json_t *refused_json(const struct discovery_refused *x) {
 
 static int print_json(FILE *out, const struct cli_options *opt, const struct discovery *d,
                       const struct sgx_caps *caps, const struct report *rep) {
-        json_t *root, *devices, *resources, *refused;
+        json_t *root, *devices, *resources, *refused, *other;
         char *text;
         int r = -ENOMEM;
 
@@ -416,6 +467,17 @@ static int print_json(FILE *out, const struct cli_options *opt, const struct dis
                         goto out_free_root;
         if (caps && json_object_set_new(root, "capabilities", caps_json(opt, caps)) < 0)
                 goto out_free_root;
+        other = json_array();
+        if (json_object_set_new(root, "other_plugins", other) < 0)
+                goto out_free_root;
+        for (size_t i = 0; i < rep->n_other; i++) {
+                const struct other_plugin *o = &rep->other[i];
+
+                if (json_array_append_new(other, json_pack("{s:s, s:s?, s:b}", "socket", o->socket,
+                                                           "resource", o->resource, "conflict",
+                                                           (int) o->conflict)) < 0)
+                        goto out_free_root;
+        }
 
         for (size_t i = 0; i < d->n_entries; i++) {
                 const struct discovery_entry *e = &d->entries[i];

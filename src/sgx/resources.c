@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "discovery.h"
 #include "text.h"
@@ -172,6 +173,38 @@ const char *sgx_longest_socket_name(unsigned compat) {
                         longest = r->socket_name;
         }
         return longest;
+}
+
+/* Other plugins' socket names whose resource is known (Intel's: "<domain>-<device>.sock"). */
+static const struct {
+        const char *socket, *resource;
+} known_sockets[] = {
+        {"sgx.intel.com-enclave.sock", "sgx.intel.com/enclave"},
+        {"sgx.intel.com-provision.sock", "sgx.intel.com/provision"},
+};
+
+/* |hay| holds |needle| in any case. */
+static bool contains_nocase(const char *hay, const char *needle) {
+        size_t n = strlen(needle);
+
+        for (; *hay; hay++)
+                if (strncasecmp(hay, needle, n) == 0)
+                        return true;
+        return false;
+}
+
+bool sgx_is_other_plugin_socket(const char *name, const char **ret_resource) {
+        if (ret_resource)
+                *ret_resource = NULL;
+        if (strcmp(name, "kubelet.sock") == 0 ||
+            strncmp(name, SGX_SOCKET_PREFIX, sizeof(SGX_SOCKET_PREFIX) - 1) == 0)
+                return false;
+        if (!contains_nocase(name, "sgx") && !contains_nocase(name, "epc"))
+                return false;
+        for (size_t i = 0; i < sizeof(known_sockets) / sizeof(known_sockets[0]); i++)
+                if (strcmp(name, known_sockets[i].socket) == 0 && ret_resource)
+                        *ret_resource = known_sockets[i].resource;
+        return true;
 }
 
 bool sgx_parse_id(enum sgx_kind k, unsigned slots, const char *id, unsigned *ret_n) {

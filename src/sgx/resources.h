@@ -120,5 +120,13 @@ int sgx_socket_path(const char *dir, enum sgx_kind k, char *buf, size_t size);
  * bits): "sgxdevplugin-provision.sock" for ours alone. */
 const char *sgx_longest_socket_name(unsigned compat);
 
+/*
+ * Another device plugin's socket in the kubelet's directory that looks like SGX: a name other
+ * than kubelet.sock and ours ("sgxdevplugin-*") holding "sgx" or "epc" in any case. Sets
+ * *ret_resource (may be NULL) to the resource it is known to serve ("sgx.intel.com/enclave" for
+ * Intel's plugin's sgx.intel.com-enclave.sock), or NULL when not known.
+ */
+bool sgx_is_other_plugin_socket(const char *name, const char **ret_resource);
+
 /* Parses |id| as one of the IDs of |k| with |slots| slots; sets *ret_n (may be NULL). */
 bool sgx_parse_id(enum sgx_kind k, unsigned slots, const char *id, unsigned *ret_n);

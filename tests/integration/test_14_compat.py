@@ -152,3 +152,51 @@ def test_14_09_probe(devtree, workdir):
         line = [l for l in r.stdout.splitlines() if l.lstrip().startswith(name + " ")]
         assert line, name
         assert (" %d " % count) in line[0], line[0]
+
+
+def bind_socket(path):
+    """A listening unix socket at |path|, as another plugin would leave one."""
+    s = sdp.socket.socket(sdp.socket.AF_UNIX, sdp.socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(1)
+    return s
+
+
+# 14_10: probe warns of another SGX plugin's socket in the kubelet dir, and says when this node
+# serves the same resource (two plugins would double-book the device)
+def test_14_10_probe_warns_of_other_plugins(devtree, workdir):
+    t = devtree("inkernel")
+    kdir = os.path.join(workdir, "k")
+    os.makedirs(kdir)
+    socks = [bind_socket(os.path.join(kdir, n)) for n in
+             ("sgx.intel.com-enclave.sock", "sgx-epc-plugin.sock", "nvidia.sock", "kubelet.sock")]
+    with open(os.path.join(kdir, "sgx-notasocket.sock"), "w"):
+        pass
+    try:
+        args = ["probe", "--dev-root", t.root, "--kubelet-dir", kdir]
+        r = run_cli(args + ["--compat", "intel"])
+        assert r.returncode == 0, r.stderr
+        warn = [l for l in r.stdout.splitlines() if l.startswith("warning:")]
+        assert len(warn) == 2, warn
+        intel = [l for l in warn if "sgx.intel.com-enclave.sock" in l]
+        assert intel and "sgx.intel.com/enclave, which this node serves too" in intel[0], warn
+        assert any("sgx-epc-plugin.sock" in l and "run sgxdevplugin alone" in l for l in warn)
+        # without --compat intel the same socket is still a warning, but no double-booking of ours
+        r = run_cli(args)
+        assert "which this node serves too" not in r.stdout
+        doc = sdp.json.loads(run_cli(args + ["--json", "--compat", "intel"]).stdout)
+        got = sorted((o["socket"], o["resource"], o["conflict"]) for o in doc["other_plugins"])
+        assert got == [("sgx-epc-plugin.sock", None, False),
+                       ("sgx.intel.com-enclave.sock", "sgx.intel.com/enclave", True)], got
+    finally:
+        for s in socks:
+            s.close()
+
+
+# 14_11: TopologyInfo stays empty on every resource (one enclave device serves every NUMA node)
+def test_14_11_no_topology(node, workdir):
+    nd = compat_node(node, workdir, nodes_mib=(64, 64))
+    nd.wait_devices(AZURE, 128, 128)
+    for r in [res("sgx"), res("dcap"), INTEL_ENCLAVE, INTEL_PROVISION, AZURE, ALIBABA]:
+        assert nd.kubelet.updates(r), r
+        assert nd.kubelet.with_topology(r) == 0, r

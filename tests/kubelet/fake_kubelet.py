@@ -126,6 +126,7 @@ class Resource:
         self.name = name
         self.devices = {}  # ID -> "Healthy" / "Unhealthy"
         self.updates = []  # (monotonic time, {ID: health}) per ListAndWatch message
+        self.with_topology = 0  # devices listed with a TopologyInfo, over every message
         self.current = None  # the Registration the kubelet talks to
         self.stopped = False  # dropped after its stream ended: all devices Unhealthy
         self.register_ok = 0  # successful Register calls, all kubelet instances
@@ -341,9 +342,11 @@ class FakeKubelet:
                 reg.call.cancel()
             for resp in reg.call:
                 devices = {d.ID: d.health for d in resp.devices}
+                topology = sum(1 for d in resp.devices if d.HasField("topology"))
                 now = time.monotonic()
                 with self.lock:
                     r = self.resources[reg.resource]
+                    r.with_topology += topology
                     r.updates.append((now, devices))
                     r.devices = dict(devices)
                     self.lock.notify_all()
@@ -449,6 +452,12 @@ class FakeKubelet:
         with self.lock:
             r = self.resources.get(resource)
             return dict(r.devices) if r else {}
+
+    def with_topology(self, resource):
+        """How many listed devices of |resource| carried a TopologyInfo (over every message)."""
+        with self.lock:
+            r = self.resources.get(resource)
+            return r.with_topology if r else 0
 
     def updates(self, resource):
         with self.lock:

@@ -162,6 +162,23 @@ static void test_resources_compat_parse(void) {
         CHECK_STR(sgx_compat_name((enum sgx_compat) 3), "unknown");
 }
 
+static void test_resources_other_plugin_sockets(void) {
+        const char *r = "x";
+
+        CHECK(sgx_is_other_plugin_socket("sgx.intel.com-enclave.sock", &r));
+        CHECK_STR(r, "sgx.intel.com/enclave");
+        CHECK(sgx_is_other_plugin_socket("sgx.intel.com-provision.sock", &r));
+        CHECK_STR(r, "sgx.intel.com/provision");
+        CHECK(sgx_is_other_plugin_socket("SGX-plugin.sock", &r));
+        CHECK(r == NULL);
+        CHECK(sgx_is_other_plugin_socket("azure-epc.sock", NULL));
+        /* ours, the kubelet's and unrelated plugins are not */
+        CHECK(!sgx_is_other_plugin_socket("sgxdevplugin-dcap.sock", &r));
+        CHECK(!sgx_is_other_plugin_socket("kubelet.sock", &r));
+        CHECK(!sgx_is_other_plugin_socket("nvidia-gpu.sock", &r));
+        CHECK(r == NULL);
+}
+
 int main(void) {
         RUN(test_resources_table_is_indexed_by_kind);
         RUN(test_resources_names_fit_the_longest_domain);
@@ -172,5 +189,6 @@ int main(void) {
         RUN(test_resources_compat_names_and_fixed_domains);
         RUN(test_resources_compat_enables_its_kinds_only);
         RUN(test_resources_compat_parse);
+        RUN(test_resources_other_plugin_sockets);
         return unit_done();
 }
