@@ -171,8 +171,13 @@ def node(request, workdir, devtree, binary):
         if kubelet:
             k.start()
         log = os.path.join(workdir, "daemon.log")
+        # an empty sys root unless the test gives one: the host's /sys must not decide a test
+        # (discovery checks the kernel's name of each device there; capabilities read EPC)
+        sys_root = os.path.join(workdir, "empty-sys")
+        os.makedirs(sys_root, exist_ok=True)
         d = sdp.Daemon(["--kubelet-dir", kdir, "--dev-root", dev.root, "--log-format", "json",
-                        "--log-level", "debug"] + list(args), log, preexec_fn=preexec_fn)
+                        "--log-level", "debug", "--sys-root", sys_root] + list(args), log,
+                       preexec_fn=preexec_fn)
         n = Node(workdir, dev, kdir, k, d, resources or list(sdp.RESOURCES))
         nodes.append(n)
         d.start()
