@@ -200,3 +200,56 @@ def test_14_11_no_topology(node, workdir):
     for r in [res("sgx"), res("dcap"), INTEL_ENCLAVE, INTEL_PROVISION, AZURE, ALIBABA]:
         assert nd.kubelet.updates(r), r
         assert nd.kubelet.with_topology(r) == 0, r
+
+
+def dcap_specs(enclave, provision=None):
+    out = [("/dev/sgx_enclave", enclave, "rw"), ("/dev/sgx/enclave", enclave, "rw")]
+    if provision:
+        out += [("/dev/sgx_provision", provision, "rw"), ("/dev/sgx/provision", provision, "rw")]
+    return sorted(out)
+
+
+def prov_specs(provision):
+    return sorted([("/dev/sgx_provision", provision, "rw"), ("/dev/sgx/provision", provision,
+                                                              "rw")])
+
+
+LEGACY_ENCLAVE = [("/dev/sgx", "/dev/sgx", "rw")]
+LEGACY_PRV = [("/dev/sgx_prv", "/dev/sgx_prv", "rw")]
+
+# layout -> (intel enclave, intel provision, EPC-per-MiB) DeviceSpecs; None: not advertised
+LAYOUT_CASES = {
+    "inkernel": (dcap_specs("/dev/sgx_enclave"), prov_specs("/dev/sgx_provision"),
+                 dcap_specs("/dev/sgx_enclave", "/dev/sgx_provision")),
+    "dcapdriver": (dcap_specs("/dev/sgx/enclave"), prov_specs("/dev/sgx/provision"),
+                   dcap_specs("/dev/sgx/enclave", "/dev/sgx/provision")),
+    "sgxdir": (dcap_specs("/dev/sgx/sgx_enclave"), None, dcap_specs("/dev/sgx/sgx_enclave")),
+    "legacy": (LEGACY_ENCLAVE, LEGACY_PRV, sorted(LEGACY_ENCLAVE + LEGACY_PRV)),
+    "udev": (dcap_specs("/dev/sgx_enclave"), prov_specs("/dev/sgx_provision"),
+             dcap_specs("/dev/sgx_enclave", "/dev/sgx_provision")),
+    "udev_reverse": (dcap_specs("/dev/sgx/enclave"), prov_specs("/dev/sgx/provision"),
+                     dcap_specs("/dev/sgx/enclave", "/dev/sgx/provision")),
+    "chain": (dcap_specs("/dev/sgx/enclave"), prov_specs("/dev/sgx/provision"),
+              dcap_specs("/dev/sgx/enclave", "/dev/sgx/provision")),
+    "dcap_ias": (dcap_specs("/dev/sgx_enclave"), prov_specs("/dev/sgx_provision"),
+                 dcap_specs("/dev/sgx_enclave", "/dev/sgx_provision")),
+    "ias": (None, None, None),
+    "none": (None, None, None),
+}
+
+
+# 14_12: on every device layout each compat resource is listed when its devices are there and
+# Allocate maps exactly its device nodes; absent devices advertise nothing
+@pytest.mark.parametrize("layout", sorted(LAYOUT_CASES))
+def test_14_12_every_layout(node, workdir, layout):
+    enclave, provision, epc = LAYOUT_CASES[layout]
+    nd = compat_node(node, workdir, layout=layout, nodes_mib=(16,))
+    for r, want, n, prefix in ((INTEL_ENCLAVE, enclave, 110, "intel-enclave"),
+                               (INTEL_PROVISION, provision, 110, "intel-provision"),
+                               (AZURE, epc, 16, "azure-epc"), (ALIBABA, epc, 16, "alibaba-epc")):
+        if want is None:
+            nd.wait_devices(r, 0, 0)
+            continue
+        nd.wait_devices(r, n, n)
+        resp = nd.kubelet.allocate(r, ["%s-0" % prefix, "%s-%d" % (prefix, n - 1)])
+        assert specs(resp) == want, (r, specs(resp), want)
