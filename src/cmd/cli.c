@@ -41,7 +41,7 @@ enum section {
 static const char *const section_titles[SECTION_MAX] = {
         [SECTION_OPTIONS] = "Options:",
         [SECTION_FACTS] = "Capability facts (probe and daemon):",
-        [SECTION_LABELS] = "Node labels (daemon):",
+        [SECTION_LABELS] = "Node labels and EPC capacity (daemon):",
         [SECTION_CDI] = "CDI (daemon):",
         [SECTION_END] = "",
 };
@@ -328,6 +328,8 @@ static const struct flag flags[] = {
 
         {"--label-node", NULL, NULL, ON_RUN, SECTION_LABELS, parse_on, OFF(label_node), 0, 0,
          "label this node through the Kubernetes API", NULL, "off"},
+        {"--epc-resource", NULL, NULL, ON_RUN, SECTION_LABELS, parse_on, OFF(epc_resource), 0, 0,
+         "publish the node's EPC in bytes as D/epc (with --compat intel also sgx.intel.com/epc) in its status.capacity through the Kubernetes API", NULL, "off"},
         {"--node-name", NULL, "NAME", ON_RUN, SECTION_LABELS, parse_node_name, OFF(node_name), 0, 0,
          "the node to label", NULL, "$NODE_NAME"},
         {"--apiserver", NULL, "URL", ON_RUN, SECTION_LABELS, parse_apiserver, OFF(apiserver), 0, 0,
@@ -484,22 +486,24 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                         return r;
         }
 
-        if (o.command == CLI_RUN && o.label_node) {
-                const char *env = getenv("NODE_NAME"), *why;
+        if (o.command == CLI_RUN && (o.label_node || o.epc_resource)) {
+                const char *env = getenv("NODE_NAME"), *why,
+                           *flag = o.label_node ? "--label-node" : "--epc-resource";
 
                 if (!o.node_name && env && env[0]) {
                         why = check_domain(env);
                         if (why)
                                 return fail(err, errsz,
-                                            "--label-node: $NODE_NAME is not a node name (a "
+                                            "%s: $NODE_NAME is not a node name (a "
                                             "DNS subdomain: %s): '%s'",
-                                            why, env);
+                                            flag, why, env);
                         o.node_name = env;
                 }
                 if (!o.node_name)
                         return fail(err, errsz,
-                                    "--label-node: needs the node's name: pass --node-name or "
-                                    "set NODE_NAME");
+                                    "%s: needs the node's name: pass --node-name or set "
+                                    "NODE_NAME",
+                                    flag);
         }
 
         *ret = o;

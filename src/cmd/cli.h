@@ -55,6 +55,7 @@ struct cli_options {
 
         /* node labels (labeler.c, apiclient.c) */
         bool label_node;             /* --label-node */
+        bool epc_resource;           /* --epc-resource: D/epc in the node's status.capacity */
         const char *node_name;       /* --node-name, else $NODE_NAME; required with --label-node */
         const char *apiserver;       /* --apiserver https://HOST[:PORT]; NULL = in-cluster */
         const char *token_file;      /* --token-file; NULL = the service account's */

@@ -57,6 +57,7 @@ static void node_config_from(const struct cli_options *opt, struct node_config *
                 .sys_root = opt->sys_root,
                 .cpuid_file = opt->cpuid_file,
                 .label_node = opt->label_node,
+                .epc_resource = opt->epc_resource,
                 .node_name = opt->node_name,
                 .apiserver = opt->apiserver,
                 .token_file = opt->token_file,

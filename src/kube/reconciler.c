@@ -7,7 +7,9 @@
  * Timing, all on CLOCK_MONOTONIC: a state not tried yet goes out at once; after a success the
  * same state is re-applied interval_ms later; after a failure it is retried after the backoff,
  * which doubles from backoff_min_ms up to backoff_max_ms and starts over after a success. A new
- * state set during a backoff or an interval wakes the worker and goes out at once.
+ * state set during a backoff or an interval wakes the worker and goes out at once, and so does a
+ * kick (reconciler_kick()), which marks the state as not applied: until an apply succeeds, every
+ * attempt is a forced one.
  * reconciler_stop() sets |stopping|, signals the condition and writes the eventfd, which a
  * blocking apply polls, so stopping never waits for a hung API server. After each apply the
  * worker calls malloc_trim(0): applies are rare bursts of allocation (a TLS handshake), and the
@@ -46,7 +48,8 @@ struct reconciler {
         bool stopping;
         bool have_wanted;
         void *wanted; /* state_size bytes */
-        uint64_t gen; /* bumped by every change of |wanted| */
+        uint64_t gen;      /* bumped by every change of |wanted| */
+        uint64_t kick_gen; /* bumped by every reconciler_kick() */
 };
 
 static uint64_t now_ms(void) {
@@ -66,12 +69,14 @@ static void wait_until(struct reconciler *rc, uint64_t deadline_ms) {
 static void *worker(void *userdata) {
         struct reconciler *rc = userdata;
         uint64_t applied_gen = 0, failed_gen = 0, due_ms = 0;
+        uint64_t applied_kick = 0, failed_kick = 0;
         bool applied = false, failing = false;
 
         pthread_mutex_lock(&rc->mu);
         while (!rc->stopping) {
                 struct reconciler_attempt a = {.cancel_fd = rc->cancel_fd};
-                uint64_t gen;
+                uint64_t gen, kick;
+                bool fresh;
                 int r;
 
                 if (!rc->have_wanted) {
@@ -79,13 +84,17 @@ static void *worker(void *userdata) {
                         continue;
                 }
                 a.changed = !applied || rc->gen != applied_gen;
-                /* a change not tried yet goes out at once; a retry or re-assert waits its time */
-                if (!(a.changed && (!failing || rc->gen != failed_gen)) && now_ms() < due_ms) {
+                a.forced = rc->kick_gen != applied_kick;
+                /* a change or kick not tried yet goes out at once; a retry or re-assert waits */
+                fresh = (a.changed || a.forced) &&
+                        (!failing || rc->gen != failed_gen || rc->kick_gen != failed_kick);
+                if (!fresh && now_ms() < due_ms) {
                         wait_until(rc, due_ms);
                         continue;
                 }
                 memcpy(rc->applying, rc->wanted, rc->state_size);
                 gen = rc->gen;
+                kick = rc->kick_gen;
                 a.retry_ms = (unsigned) backoff_delay(&rc->backoff);
                 pthread_mutex_unlock(&rc->mu);
 
@@ -99,12 +108,14 @@ static void *worker(void *userdata) {
                 if (r == 0) {
                         applied = true;
                         applied_gen = gen;
+                        applied_kick = kick;
                         failing = false;
                         backoff_reset(&rc->backoff);
                         due_ms = now_ms() + rc->interval_ms;
                 } else {
                         failing = true;
                         failed_gen = gen;
+                        failed_kick = kick;
                         due_ms = now_ms() + backoff_next(&rc->backoff);
                 }
         }
@@ -179,6 +190,15 @@ void reconciler_set(struct reconciler *rc, const void *state) {
                 memcpy(rc->wanted, state, rc->state_size);
                 rc->have_wanted = true;
                 rc->gen++;
+                pthread_cond_signal(&rc->cond);
+        }
+        pthread_mutex_unlock(&rc->mu);
+}
+
+void reconciler_kick(struct reconciler *rc) {
+        pthread_mutex_lock(&rc->mu);
+        if (rc->have_wanted) {
+                rc->kick_gen++;
                 pthread_cond_signal(&rc->cond);
         }
         pthread_mutex_unlock(&rc->mu);

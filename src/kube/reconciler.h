@@ -20,6 +20,8 @@ struct reconciler;
 /* What the worker tells one apply call. */
 struct reconciler_attempt {
         bool changed;      /* the state differs from the last one applied (or none was yet) */
+        bool forced;       /* reconciler_kick() since the last success: the remote may have lost
+                              what was applied, so send it again even where it is unchanged */
         unsigned retry_ms; /* the wait before the next try should this one fail (for the log) */
         int cancel_fd;     /* readable once stopping: a blocking request polls it */
 };
@@ -58,6 +60,14 @@ int reconciler_start(const struct reconciler_config *cfg, struct reconciler **re
  * unequal to the one held wakes the worker and goes out next, without waiting for a backoff.
  */
 void reconciler_set(struct reconciler *rc, const void *state);
+
+/*
+ * Says the remote may have lost the applied state (someone reset it): the worker applies the
+ * state held again at once, with a->forced set, even though it is unchanged, and keeps a->forced
+ * on retries until an apply succeeds. Does nothing before the first reconciler_set(). Returns at
+ * once.
+ */
+void reconciler_kick(struct reconciler *rc);
 
 /* Cancels an apply in flight, joins the thread, frees. Accepts NULL, returns NULL. */
 struct reconciler *reconciler_stop(struct reconciler *rc);

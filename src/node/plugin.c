@@ -9,9 +9,11 @@
  * latency, and the same code handles a late kubelet, a kubelet restart and a removed directory.
  *
  * Each change of devices also re-evaluates the node's SGX capabilities (capabilities.c: the CPU's
- * and the kernel's facts, read once at start, with the devices now present) and, with --label-node,
- * hands the labels they imply to the labeler's thread, which talks to the API server: nothing here
- * waits on it.
+ * and the kernel's facts, read once at start, with the devices now present) and, with --label-node
+ * and/or --epc-resource, hands the labels and the EPC capacity they imply to the labeler's thread,
+ * which talks to the API server: nothing here waits on it. A kubelet that starts after the one we
+ * first saw (which started our pod, and had registered the node) may reset the node's extended
+ * capacity: once every resource is registered with it, the capacity is sent again.
  *
  * Two things a look at the world cannot tell, and the events that say them. A kubelet restart
  * that is over before we look may leave a kubelet.sock with the old one's inode number (the
@@ -81,7 +83,7 @@ struct plugin {
         struct sgx_kernel kernel;
         uint64_t epc_bytes;          /* caps_epc_bytes(), 0 when unknown */
         char verdict_line[256];      /* last verdict logged */
-        struct labeler *labeler;     /* NULL without --label-node */
+        struct labeler *labeler;     /* NULL without --label-node and --epc-resource */
 
         /* CDI */
         struct cdispec *cdi; /* NULL without --cdi */
@@ -93,6 +95,7 @@ struct plugin {
         dev_t k_dev;
         ino_t k_ino;
         uint64_t kubelet_seen_usec; /* when we saw this kubelet.sock, for the timing log */
+        unsigned kubelets_seen;     /* kubelet instances seen since start */
         bool timing_pending;        /* log once all resources registered */
         bool kdir_missing_logged, devroot_missing_logged;
 
@@ -203,11 +206,12 @@ static void log_devices(const struct plugin *p, const struct discovery *d) {
 
 /*
  * Evaluates the node's SGX capabilities with the devices now present, logs the verdict when it
- * changed, and hands the labels they imply to the labeler (which sends only a changed set).
+ * changed, and hands the labels and EPC capacity they imply to the labeler (which sends only
+ * what changed).
  */
 static void sync_capabilities(struct plugin *p) {
+        struct labeler_state st = {0};
         struct sgx_caps caps;
-        struct label_set labels;
 
         caps_evaluate(&p->cpu, &p->kernel, &p->disc, &caps);
         if (strcmp(caps.verdict_line, p->verdict_line) != 0) {
@@ -217,8 +221,11 @@ static void sync_capabilities(struct plugin *p) {
         }
         if (!p->labeler)
                 return;
-        labels_desired(p->opt->domain, &caps, &labels);
-        labeler_set(p->labeler, &labels);
+        if (p->opt->label_node)
+                labels_desired(p->opt->domain, p->opt->compat & SGX_COMPAT_INTEL, &caps,
+                               &st.labels);
+        st.epc_bytes = capacity_epc_desired(&caps);
+        labeler_update(p->labeler, &st);
 }
 
 /*
@@ -338,6 +345,9 @@ static void on_registered(struct reg *r, void *userdata) {
                 if (!reg_is_registered(p->res[i].reg))
                         return;
         p->timing_pending = false;
+        /* a kubelet after the first may have reset our extended capacity: send it again */
+        if (p->labeler && p->kubelets_seen > 1)
+                labeler_reassert_capacity(p->labeler);
         log_info(NULL, p->kubelet_sock,
                  "all %zu resources registered %.1f ms after kubelet.sock appeared", p->n_res,
                  (double) (loop_now_usec() - p->kubelet_seen_usec) / 1000.0);
@@ -405,6 +415,7 @@ static void sync_kubelet(struct plugin *p) {
                 p->k_dev = st.st_dev;
                 p->k_ino = st.st_ino;
                 p->kubelet_seen_usec = loop_now_usec();
+                p->kubelets_seen++;
                 p->timing_pending = true;
                 sync_sockets(p, true);
                 for (size_t i = 0; i < p->n_res; i++)
@@ -541,23 +552,30 @@ static int setup_facts(struct plugin *p) {
         return r;
 }
 
-/* With --label-node: the API server's address and credentials, and the labeler's thread. */
+/*
+ * With --label-node and/or --epc-resource: the API server's address and credentials, and the
+ * labeler's thread, which keeps both through one worker.
+ */
 static int setup_labeler(struct plugin *p) {
         const struct node_config *opt = p->opt;
         struct labeler_config cfg = {
                 .domain = opt->domain,
                 .node_name = opt->node_name,
+                .labels = opt->label_node,
+                .capacity = opt->epc_resource,
+                .intel = opt->compat & SGX_COMPAT_INTEL,
                 .interval_ms = opt->label_interval_ms,
         };
         char err[512] = "";
         int r;
 
-        if (!opt->label_node)
+        if (!opt->label_node && !opt->epc_resource)
                 return 0;
         r = api_config_init(&cfg.api, opt->apiserver, opt->token_file, opt->ca_file,
                             opt->api_timeout_ms, err, sizeof(err));
         if (r < 0) {
-                log_error(NULL, opt->apiserver, "cannot label the node: %s",
+                log_error(NULL, opt->apiserver, "cannot %s the node: %s",
+                          opt->label_node ? "label" : "publish the EPC capacity of",
                           err[0] ? err : strerror(-r));
                 return r;
         }
@@ -572,7 +590,9 @@ static int setup_labeler(struct plugin *p) {
                 log_error(NULL, NULL, "cannot start the node labeller: %s", strerror(-r));
                 return r;
         }
-        log_info(NULL, NULL, "labelling node %s through https://%s%s%s:%s", opt->node_name,
+        log_info(NULL, NULL, "%s node %s%s through https://%s%s%s:%s",
+                 opt->label_node ? "labelling" : "publishing the EPC capacity of", opt->node_name,
+                 opt->label_node && opt->epc_resource ? " and publishing its EPC capacity" : "",
                  cfg.api.host_is_ip && strchr(cfg.api.host, ':') ? "[" : "", cfg.api.host,
                  cfg.api.host_is_ip && strchr(cfg.api.host, ':') ? "]" : "", cfg.api.port);
         return 0;

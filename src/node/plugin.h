@@ -3,8 +3,9 @@
  * the device-plugin services (their sockets and ListAndWatch streams) and to registration with
  * the kubelet; watches --dev-root and --kubelet-dir with inotify (and their nearest existing
  * ancestor while they do not exist yet), with a slow periodic rescan as a safety net; with
- * --label-node, keeps the node's labels in step with its devices through the labeler; with --cdi,
- * keeps the CDI spec file in step with them (cdispec.c).
+ * --label-node, keeps the node's labels in step with its devices through the labeler, and with
+ * --epc-resource its EPC capacity (re-sent after each kubelet restart) through the same worker;
+ * with --cdi, keeps the CDI spec file in step with them (cdispec.c).
  */
 #pragma once
 
@@ -31,8 +32,9 @@ struct node_config {
         const char *sys_root;
         const char *cpuid_file; /* recorded CPUID registers; NULL = this CPU */
 
-        /* node labels */
+        /* node labels and EPC capacity, through the API server */
         bool label_node;
+        bool epc_resource; /* D/epc (--compat intel: sgx.intel.com/epc) in status.capacity */
         const char *node_name;
         const char *apiserver;  /* https://HOST[:PORT]; NULL = in-cluster */
         const char *token_file; /* NULL = the service account's */

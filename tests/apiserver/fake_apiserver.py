@@ -1,10 +1,20 @@
-"""fake_apiserver.py - a test Kubernetes API server for the node-labelling tests: a real TLS
-server (Python's ssl) speaking HTTP/2 through python3-h2 (ALPN "h2"), or HTTP/1.1 only to test
-the refusal, on 127.0.0.1 at a port of its own. It serves one node: it checks every request's
-method, path, bearer token, content type and JSON merge-patch body, applies the patch (RFC 7386:
-null deletes) to the node's labels, and records everything (requests, TLS handshakes, answers).
-Tests inject failures: the next N requests answered with an HTTP error and a k8s Status body, or
-hung (read, never answered), or connections that never get their TLS handshake.
+"""fake_apiserver.py - a test Kubernetes API server for the node-labelling and EPC-capacity tests:
+a real TLS server (Python's ssl) speaking HTTP/2 through python3-h2 (ALPN "h2"), or HTTP/1.1 only
+to test the refusal, on 127.0.0.1 at a port of its own. It serves one node: it checks every
+request's method, path, bearer token, content type and body, and records everything (requests,
+TLS handshakes, answers).
+
+  PATCH /api/v1/nodes/NAME          JSON merge patch (RFC 7386: null deletes) of metadata.labels
+  PATCH /api/v1/nodes/NAME/status   JSON merge patch or JSON patch (RFC 6902: add, replace,
+                                    remove, test; "~1" for "/" in keys; 422 for a failing op) of
+                                    the node's status; status.capacity and status.allocatable
+                                    values must be Kubernetes quantities, non-negative, whole
+                                    numbers for extended resources (422 with a Status naming the
+                                    field otherwise), as the real server's validation has it
+
+Tests inject failures, for any request or only the labels' or the status' path: the next N
+requests answered with an HTTP error and a k8s Status body, or hung (read, never answered), or
+connections that never get their TLS handshake.
 
 Certificates come from make_pki(), which runs the `openssl` command: a CA, a server certificate
 for IP:127.0.0.1 and DNS:localhost, an unrelated CA, and certificates for other names.
@@ -12,13 +22,16 @@ for IP:127.0.0.1 and DNS:localhost, an unrelated CA, and certificates for other 
 Run by /usr/bin/python3 (Debian's python3-h2). Every accessor is thread-safe.
 """
 
+import copy
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
 import threading
 import time
+from fractions import Fraction
 
 import h2.config
 import h2.connection
@@ -26,6 +39,8 @@ import h2.events
 import h2.exceptions
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+DEFAULT_CAPACITY = {"cpu": "4", "memory": "8148836Ki", "pods": "110"}
 
 # ---- certificates ----
 
@@ -119,6 +134,8 @@ class Request:
         self.answer = None  # the answer's body (str)
         self.injected = False  # the answer came from an injection
         self.labels = None  # the node's labels after this request, when it succeeded
+        self.capacity = None  # the node's status.capacity after this request, when it succeeded
+        self.status_path = False  # a request of the status subresource
 
     def __repr__(self):
         return "<%s %s token=%r status=%s body=%s%s>" % (
@@ -151,11 +168,12 @@ REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFo
            503: "ServiceUnavailable"}
 
 
-def default_message(code, node):
+def default_message(code, node, status=False):
     return {
         401: "Unauthorized",
         403: 'nodes "%s" is forbidden: User "system:serviceaccount:kube-system:sgxdevplugin" '
-             'cannot patch resource "nodes" in API group "" at the cluster scope' % node,
+             'cannot patch resource "%s" in API group "" at the cluster scope'
+             % (node, "nodes/status" if status else "nodes"),
         404: 'nodes "%s" not found' % node,
         409: 'Operation cannot be fulfilled on nodes "%s": the object has been modified; please '
              'apply your changes to the latest version and try again' % node,
@@ -179,6 +197,193 @@ def check_patch(doc):
             for k, v in labels.items() if v is not None and not isinstance(v, str)]
 
 
+def check_status_patch(doc, ctype):
+    """What is wrong with a nodes/status patch that may only touch status.capacity."""
+    if ctype == JSON_PATCH:
+        if not isinstance(doc, list):
+            return ["a JSON patch is not an array"]
+        return ["op %r touches %r, not status.capacity" % (op.get("op"), op.get("path"))
+                for op in doc if not isinstance(op, dict) or
+                not str(op.get("path", "")).startswith("/status/capacity/")]
+    if not isinstance(doc, dict) or set(doc) != {"status"}:
+        return ["the patch touches %s, not only status" % (
+            sorted(doc) if isinstance(doc, dict) else doc,)]
+    st = doc["status"]
+    if not isinstance(st, dict) or set(st) != {"capacity"}:
+        return ["the patch's status is not {\"capacity\": ...}: %r" % (st,)]
+    if not isinstance(st["capacity"], dict):
+        return ["status.capacity is not an object: %r" % (st["capacity"],)]
+    return []
+
+
+def merge_patch(target, patch):
+    """RFC 7386 in full: objects merge recursively, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+class PatchError(Exception):
+    pass
+
+
+def _pointer(path):
+    """An RFC 6901 JSON pointer as its unescaped tokens ("~1" is "/", "~0" is "~")."""
+    if path == "":
+        return []
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise PatchError("invalid JSON pointer %r" % (path,))
+    return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
+
+
+def _parent(doc, tokens, path):
+    cur = doc
+    for t in tokens[:-1]:
+        if isinstance(cur, dict) and t in cur:
+            cur = cur[t]
+        elif isinstance(cur, list) and t.isdigit() and int(t) < len(cur):
+            cur = cur[int(t)]
+        else:
+            raise PatchError("doc is missing path: %s" % path)
+    return cur
+
+
+def json_patch(doc, ops):
+    """RFC 6902 add, replace, remove and test on a copy of |doc|; raises PatchError."""
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise PatchError("invalid operation %r" % (op,))
+        kind, path = op["op"], op["path"]
+        tokens = _pointer(path)
+        if not tokens:
+            raise PatchError("cannot %s the whole document" % kind)
+        parent, key = _parent(doc, tokens, path), tokens[-1]
+        if kind in ("add", "replace", "test") and "value" not in op:
+            raise PatchError("%s operation does not have a value: %s" % (kind, path))
+        if isinstance(parent, list):
+            if kind == "add" and key == "-":
+                parent.append(copy.deepcopy(op["value"]))
+                continue
+            if not key.isdigit() or int(key) > len(parent) - (0 if kind == "add" else 1):
+                raise PatchError("doc is missing path: %s" % path)
+            i = int(key)
+            if kind == "add":
+                parent.insert(i, copy.deepcopy(op["value"]))
+            elif kind == "remove":
+                del parent[i]
+            elif kind == "replace":
+                parent[i] = copy.deepcopy(op["value"])
+            elif kind == "test":
+                if parent[i] != op["value"]:
+                    raise PatchError("testing value %s failed" % path)
+            else:
+                raise PatchError("unsupported operation %r" % kind)
+            continue
+        if not isinstance(parent, dict):
+            raise PatchError("doc is missing path: %s" % path)
+        if kind == "add":
+            parent[key] = copy.deepcopy(op["value"])
+        elif kind == "remove":
+            if key not in parent:
+                raise PatchError("Unable to remove nonexistent key: %s: missing value" % key)
+            del parent[key]
+        elif kind == "replace":
+            if key not in parent:
+                raise PatchError("replace operation does not apply: doc is missing key: %s: "
+                                 "missing value" % path)
+            parent[key] = copy.deepcopy(op["value"])
+        elif kind == "test":
+            if parent.get(key, object()) != op["value"]:
+                raise PatchError("testing value %s failed: test failed" % path)
+        else:
+            raise PatchError("unsupported operation %r" % kind)
+    return doc
+
+
+# resource.Quantity's grammar: sign, a decimal number, then a binary-SI, decimal-SI or exponent
+# suffix (k8s.io/apimachinery/pkg/api/resource)
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+                       r"(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+|)$")
+QUANTITY_RE_TEXT = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+
+
+def parse_quantity(s):
+    """A Kubernetes quantity string as an exact fractions.Fraction, or None when invalid."""
+    if not isinstance(s, str):
+        return None
+    m = _QUANTITY.match(s)
+    if not m:
+        return None
+    num, suffix = Fraction(m.group(1)), m.group(2)
+    mult = {"": 1, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50,
+            "Ei": 2 ** 60, "n": Fraction(1, 10 ** 9), "u": Fraction(1, 10 ** 6),
+            "m": Fraction(1, 1000), "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12,
+            "P": 10 ** 15, "E": 10 ** 18}.get(suffix)
+    if mult is None:  # an exponent
+        e = int(suffix[1:])
+        mult = Fraction(10) ** e
+    return num * mult
+
+
+def is_extended_resource(name):
+    """A name outside kubernetes.io (and not a native unprefixed one or requests.*)."""
+    if "/" not in name:
+        return False
+    domain = name.split("/", 1)[0]
+    return not (domain == "kubernetes.io" or domain.endswith(".kubernetes.io") or
+                name.startswith("requests."))
+
+
+def validate_status(node_name, status):
+    """The real server's checks of status.capacity and status.allocatable: a list of
+    (field, value, why)."""
+    errs = []
+    if not isinstance(status, dict):
+        return [("status", status, "must be an object")]
+    for part in ("capacity", "allocatable"):
+        m = status.get(part)
+        if m is None:
+            continue
+        if not isinstance(m, dict):
+            errs.append(("status.%s" % part, m, "must be an object"))
+            continue
+        for k, v in sorted(m.items()):
+            field = "status.%s[%s]" % (part, k)
+            if k.count("/") > 1 or not re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$", k):
+                errs.append((field, k, "must be a qualified name"))
+                continue
+            q = parse_quantity(v)
+            if q is None:
+                errs.append((field, v, "quantities must match the regular expression '%s'"
+                             % QUANTITY_RE_TEXT))
+            elif q < 0:
+                errs.append((field, v, "must be greater than or equal to 0"))
+            elif is_extended_resource(k) and q.denominator != 1:
+                errs.append((field, v, "must be an integer"))
+    return errs
+
+
+def invalid_body(node, errs):
+    """The 422 Status the real server sends for a failed validation, each cause naming its
+    field."""
+    causes = [{"reason": "FieldValueInvalid",
+               "message": "Invalid value: %s: %s" % (json.dumps(v), why), "field": f}
+              for f, v, why in errs]
+    msg = 'Node "%s" is invalid: %s' % (node, ", ".join(
+        "%s: Invalid value: %s: %s" % (f, json.dumps(v), why) for f, v, why in errs))
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                       "status": "Failure", "message": msg, "reason": "Invalid",
+                       "details": {"name": node, "kind": "Node", "causes": causes},
+                       "code": 422})
+
+
 def merge_labels(labels, patch):
     """RFC 7386 on a flat string map: null deletes, a string sets."""
     out = dict(labels)
@@ -197,11 +402,11 @@ class FakeApiServer:
 
     |cert| names a certificate of make_pki() (CERTS); |alpn| is the list the server offers
     (["h2"]; ["http/1.1"] for a server that will not speak HTTP/2; None for no ALPN at all);
-    |port| 0 picks a free one.
+    |port| 0 picks a free one; |capacity| adds to the node's status.capacity (DEFAULT_CAPACITY).
     """
 
     def __init__(self, pki, node="node-1", tokens=("token-1",), labels=None, cert="server",
-                 alpn=("h2",), port=0):
+                 alpn=("h2",), port=0, capacity=None):
         self.node = node
         self.node_path = "/api/v1/nodes/" + node
         self.cond = threading.Condition()
@@ -209,8 +414,13 @@ class FakeApiServer:
         self._labels = {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux"}
         if labels:
             self._labels.update(labels)
+        self._status = {"capacity": dict(DEFAULT_CAPACITY), "allocatable": dict(DEFAULT_CAPACITY)}
+        if capacity:
+            self._status["capacity"].update(capacity)
         self._resource_version = 1
-        self._inject = []  # ("status", code, message) / ("hang",) for the next requests
+        # for the next requests: (target, "status", code, message) / (target, "hang") /
+        # (target, "close"); target None = any request, "labels" or "status" = that path only
+        self._inject = []
         self._hang_tls = 0  # this many next connections never get a TLS handshake
         self.requests = []
         self.connections = []
@@ -292,20 +502,23 @@ class FakeApiServer:
         with self.cond:
             self._tokens = set(tokens)
 
-    def inject(self, code, count=1, message=None):
-        """The next |count| requests are answered |code| with a k8s Status body."""
+    def inject(self, code, count=1, message=None, target=None):
+        """The next |count| requests (of |target|: None any, "labels" the node's path, "status"
+        its status path) are answered |code| with a k8s Status body."""
         with self.cond:
-            self._inject += [("status", code, message or default_message(code, self.node))] * count
+            msg = message or default_message(code, self.node, status=target == "status")
+            self._inject += [(target, "status", code, msg)] * count
 
-    def inject_close(self, count=1):
-        """The next |count| requests are read, then their connection is closed unanswered."""
+    def inject_close(self, count=1, target=None):
+        """The next |count| requests (of |target|) are read, then their connection is closed
+        unanswered."""
         with self.cond:
-            self._inject += [("close",)] * count
+            self._inject += [(target, "close")] * count
 
-    def inject_hang(self, count=1):
-        """The next |count| requests are read and never answered."""
+    def inject_hang(self, count=1, target=None):
+        """The next |count| requests (of |target|) are read and never answered."""
         with self.cond:
-            self._inject += [("hang",)] * count
+            self._inject += [(target, "hang")] * count
 
     def hang_tls(self, count=1):
         """The next |count| connections are accepted and never get a TLS handshake."""
@@ -327,6 +540,26 @@ class FakeApiServer:
             self._labels = merge_labels(self._labels, {key: value})
             self._resource_version += 1
 
+    def capacity(self):
+        """The node's status.capacity (a copy)."""
+        with self.cond:
+            return dict(self._status.get("capacity") or {})
+
+    def allocatable(self):
+        with self.cond:
+            return dict(self._status.get("allocatable") or {})
+
+    def set_capacity(self, key, value):
+        """Someone else (a restarted kubelet) changes status.capacity: |value| None removes."""
+        with self.cond:
+            cap = self._status.setdefault("capacity", {})
+            if value is None:
+                cap.pop(key, None)
+            else:
+                cap[key] = value
+            self._resource_version += 1
+            self.cond.notify_all()
+
     def snapshot(self):
         """(requests, connections) as lists, copied under the lock."""
         with self.cond:
@@ -344,9 +577,11 @@ class FakeApiServer:
                 if left <= 0:
                     raise AssertionError(
                         "timed out after %.1f s waiting for %s; requests: %s; connections: %s; "
-                        "labels: %s" % (timeout, what, self.requests[-5:],
-                                        [(c.n, c.handshake, c.handshake_error, c.alpn)
-                                         for c in self.connections[-5:]], self._labels))
+                        "labels: %s; capacity: %s" % (
+                            timeout, what, self.requests[-5:],
+                            [(c.n, c.handshake, c.handshake_error, c.alpn)
+                             for c in self.connections[-5:]], self._labels,
+                            self._status.get("capacity")))
                 self.cond.wait(min(left, 0.05))
 
     def wait_requests(self, n, timeout, since=0, status=None):
@@ -368,7 +603,8 @@ class FakeApiServer:
     def _node_json(self):
         return json.dumps({"kind": "Node", "apiVersion": "v1",
                            "metadata": {"name": self.node, "labels": self._labels,
-                                        "resourceVersion": str(self._resource_version)}})
+                                        "resourceVersion": str(self._resource_version)},
+                           "status": self._status})
 
     # ---- one connection ----
 
@@ -549,11 +785,14 @@ class FakeApiServer:
         """Checks |req|, applies it, records it; returns (status, body), or ("hang" or "close",
         None) for an injected non-answer."""
         problems = req.problems
+        req.status_path = bool(req.path) and req.path.startswith("/api/v1/nodes/") and \
+            req.path.endswith("/status")
+        allowed = (MERGE_PATCH, JSON_PATCH) if req.status_path else (MERGE_PATCH,)
         if req.method != "PATCH":
             problems.append("method %r, not PATCH" % req.method)
         ctype = req.headers.get("content-type")
-        if ctype != MERGE_PATCH:
-            problems.append("content-type %r, not %r" % (ctype, MERGE_PATCH))
+        if ctype not in allowed:
+            problems.append("content-type %r, not %s" % (ctype, " or ".join(map(repr, allowed))))
         if req.headers.get(":scheme") != "https":
             problems.append(":scheme %r" % req.headers.get(":scheme"))
         if not req.headers.get(":authority"):
@@ -564,24 +803,30 @@ class FakeApiServer:
             problems.append("the token is not trimmed: %r" % req.token)
         try:
             req.json = json.loads(req.body.decode("utf-8"))
-            problems += check_patch(req.json)
+            problems += (check_status_patch(req.json, ctype) if req.status_path
+                         else check_patch(req.json))
         except (UnicodeDecodeError, ValueError) as e:
             problems.append("the body is not JSON: %s" % e)
         with self.cond:
             self.requests.append(req)
             self.cond.notify_all()
-            if self._inject:
-                inj = self._inject.pop(0)
-                req.injected = True
-                if inj[0] in ("hang", "close"):
-                    return inj[0], None
-                return self._finish(req, inj[1], status_body(inj[1], REASONS.get(inj[1], ""),
-                                                             inj[2]))
+            target = "status" if req.status_path else "labels"
+            for n, inj in enumerate(self._inject):
+                if inj[0] in (None, target):
+                    del self._inject[n]
+                    req.injected = True
+                    if inj[1] in ("hang", "close"):
+                        return inj[1], None
+                    return self._finish(req, inj[2], status_body(
+                        inj[2], REASONS.get(inj[2], ""), inj[3]))
             if not req.path or not req.path.startswith("/api/v1/nodes/"):
                 return self._finish(req, 404, status_body(
                     404, "NotFound", "the server could not find the requested resource"))
-            if req.path != self.node_path:
-                name = req.path[len("/api/v1/nodes/"):]
+            if req.path not in (self.node_path, self.node_path + "/status"):
+                name = req.path[len("/api/v1/nodes/"):].split("/")[0]
+                if name == self.node:  # a subresource we do not serve
+                    return self._finish(req, 404, status_body(
+                        404, "NotFound", "the server could not find the requested resource"))
                 return self._finish(req, 404, status_body(404, "NotFound",
                                                           'nodes "%s" not found' % name))
             if req.token not in self._tokens:
@@ -590,17 +835,49 @@ class FakeApiServer:
                 return self._finish(req, 405, status_body(405, "MethodNotAllowed",
                                                           "the server does not allow this "
                                                           "method on the requested resource"))
-            if ctype != MERGE_PATCH:
+            if ctype not in allowed:
                 return self._finish(req, 415, status_body(
                     415, "UnsupportedMediaType", "the body of the request was in an unknown "
                     "format - accepted media types include: application/json-patch+json, "
                     "application/merge-patch+json, application/apply-patch+yaml"))
+            if req.status_path:
+                return self._patch_status(req, ctype)
             if problems:
                 return self._finish(req, 422, status_body(422, "Invalid", "; ".join(problems)))
             self._labels = merge_labels(self._labels, req.json["metadata"]["labels"])
             self._resource_version += 1
             req.labels = dict(self._labels)
+            req.capacity = dict(self._status.get("capacity") or {})
             return self._finish(req, 200, self._node_json())
+
+    def _patch_status(self, req, ctype):
+        """Applies a merge or JSON patch to the node's status (under the lock), validates the
+        result as the real server does, and keeps it when valid."""
+        if req.json is None:
+            return self._finish(req, 400, status_body(400, "BadRequest",
+                                                      "the body is not JSON"))
+        doc = {"status": copy.deepcopy(self._status)}
+        try:
+            if ctype == JSON_PATCH:
+                if not isinstance(req.json, list):
+                    raise PatchError("a JSON patch must be an array of operations")
+                out = json_patch(doc, req.json)
+            else:
+                if not isinstance(req.json, dict):
+                    raise PatchError("a merge patch must be a JSON object")
+                out = merge_patch(doc, req.json)
+        except PatchError as e:
+            return self._finish(req, 422, status_body(
+                422, "Invalid", "the server rejected our request due to an error in our "
+                "request: %s" % e))
+        errs = validate_status(self.node, out.get("status", {}))
+        if errs:
+            return self._finish(req, 422, invalid_body(self.node, errs))
+        self._status = out.get("status", {})
+        self._resource_version += 1
+        req.labels = dict(self._labels)
+        req.capacity = dict(self._status.get("capacity") or {})
+        return self._finish(req, 200, self._node_json())
 
     def _finish(self, req, code, body):
         req.status = code

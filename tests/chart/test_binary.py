@@ -26,6 +26,8 @@ VALUE_SETS = {
                    "logFormat": "json", "logLevel": "debug",
                    "extraArgs": ["--provision-resource", "--label-interval=60"]},
     "one-slot": {"maxSGXPods": 1, "logLevel": "error"},
+    "compat-no-epc": {"compat": ["intel", "azure", "alibaba"], "epcResource": False},
+    "epc-only": {"labelNodes": False, "compat": ["intel"]},
 }
 
 
@@ -79,6 +81,9 @@ def test_binary_01_rendered_args_run(helm, binary, short_tmp, name):
     p = subprocess.Popen([binary] + args, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         want = 4 if "--provision-resource" in args else 3
+        for a in args:  # --compat=intel,azure: intel serves two sockets, the others one each
+            if a.startswith("--compat="):
+                want += sum(2 if c == "intel" else 1 for c in a.split("=", 1)[1].split(","))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and p.poll() is None:
             if len([f for f in os.listdir(kdir) if f.endswith(".sock")]) >= want:

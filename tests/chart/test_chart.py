@@ -99,11 +99,14 @@ def test_chart_06_env_node_name(helm):
     assert "value" not in env["NODE_NAME"]
 
 
-# 07: the default args: 110 slots, node labels on, provisioning mapped, text logs
+# 07: the default args: 110 slots, node labels and EPC capacity on, provisioning mapped, text
+# logs, no --compat
 def test_chart_07_default_args(helm):
     args = args_of(helm.template())
     assert flag(args, "--max-pods") == "110"
     assert "--label-node" in args
+    assert "--epc-resource" in args
+    assert not any(a.startswith("--compat") for a in args)
     assert "--no-provision" not in args
     assert flag(args, "--resource-domain") == "sgx.k8s.io"
     assert flag(args, "--log-format") == "text"
@@ -179,10 +182,20 @@ def test_chart_11_label_nodes_false(helm):
     epc_only = helm.template("--set", "labelNodes=false")
     assert one(epc_only, "ClusterRole")["rules"] == [STATUS_RULE]
     assert "--label-node" not in args_of(epc_only)
+    assert "--epc-resource" in args_of(epc_only)
     ps = pod_spec(docs)
     assert ps["automountServiceAccountToken"] is False
     assert "serviceAccountName" not in ps
     assert "--label-node" not in args_of(docs)
+    assert "--epc-resource" not in args_of(docs)
+
+
+# 11b: compat reaches the daemon as one --compat=LIST; empty, no flag
+def test_chart_11b_compat(helm):
+    args = args_of(helm.template("--set", "compat={intel,alibaba}"))
+    assert [a for a in args if a.startswith("--compat")] == ["--compat=intel,alibaba"]
+    args = args_of(helm.template("--set", "compat={azure}", "--set", "epcResource=false"))
+    assert "--compat=azure" in args and "--epc-resource" not in args
 
 
 # 12: --set maxSGXPods=100 reaches the daemon's --max-pods; so do the bounds

@@ -71,13 +71,21 @@ def test_policy_02_objects(helm):
     assert any(NODE_NAME_KEY in v["expression"] for v in spec["variables"])
 
 
-# 03: the labels the policy lets us touch are exactly the daemon's, under resourceDomain
-@pytest.mark.parametrize("domain", ["sgx.k8s.io", "sgx.example.com"])
-def test_policy_03_label_list_is_the_daemons(helm, domain):
-    vap = one(policy_docs(helm, "--set", "resourceDomain=" + domain), "ValidatingAdmissionPolicy")
+# 03: the labels the policy lets us touch are exactly the daemon's, under resourceDomain; with
+# compat intel also Intel's full keys (LABEL_* names holding a "/")
+@pytest.mark.parametrize("domain,compat", [("sgx.k8s.io", None), ("sgx.example.com", None),
+                                           ("sgx.k8s.io", "intel")])
+def test_policy_03_label_list_is_the_daemons(helm, domain, compat):
+    args = ["--set", "resourceDomain=" + domain]
+    if compat:
+        args += ["--set", "compat={%s}" % compat]
+    vap = one(policy_docs(helm, *args), "ValidatingAdmissionPolicy")
     ours = [v for v in vap["spec"]["variables"] if v["name"] == "ours"][0]["expression"]
     keys = re.findall(r"'([^']*)'", ours)
-    assert sorted(keys) == sorted("%s/%s" % (domain, n) for n in labeler_names())
+    want = ["%s/%s" % (domain, n) for n in labeler_names() if "/" not in n]
+    if compat:
+        want += [n for n in labeler_names() if n.startswith("sgx.intel.com/")]
+    assert sorted(keys) == sorted(want)
 
 
 def node(name="n1", labels=None, annotations=None, spec=None, **meta):

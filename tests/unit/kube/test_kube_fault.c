@@ -1,9 +1,10 @@
 /*
  * test_kube_fault.c - the fault twin of test_labeler.c and test_apiclient.c's pure halves: every
- * allocation of labels_patch_body() (jansson's included, failmalloc_hook_jansson()) and of one
- * API request on the in-memory HTTP/2 client (apiclient_internal.h: api_h2_new, the answer's body
- * growing, api_h2_result) made to fail in turn (failmalloc.h). Each must give -ENOMEM or the
- * result it gives without the failure; nothing leaks. nghttp2's own allocations are not caught.
+ * allocation of labels_patch_body() and capacity_patch_body() (jansson's included,
+ * failmalloc_hook_jansson()) and of one API request on the in-memory HTTP/2 client
+ * (apiclient_internal.h: api_h2_new, the answer's body growing, api_h2_result) made to fail in
+ * turn (failmalloc.h). Each must give -ENOMEM or the result it gives without the failure; nothing
+ * leaks. nghttp2's own allocations are not caught.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ static void test_kube_fault_labels_patch_body(void) {
                 int r;
 
                 failmalloc_arm(n);
-                r = labels_patch_body("sgx.k8s.io", &s, &body);
+                r = labels_patch_body("sgx.k8s.io", false, &s, &body);
                 failmalloc_disarm();
                 if (!failmalloc_fired()) {
                         CHECK_INT(r, 0);
@@ -49,6 +50,33 @@ static void test_kube_fault_labels_patch_body(void) {
                 free(body);
         }
         CHECK(n > 8); /* jansson's objects, strings and the dump */
+}
+
+static void test_kube_fault_capacity_patch_body(void) {
+        const char *want = "{\"status\":{\"capacity\":{\"sgx.intel.com/epc\":\"4096\","
+                           "\"sgx.k8s.io/epc\":\"4096\"}}}";
+        unsigned long n;
+
+        for (n = 1; n < FAILMALLOC_MAX_STEPS; n++) {
+                char *body = NULL;
+                int r;
+
+                failmalloc_arm(n);
+                r = capacity_patch_body("sgx.k8s.io", true, 4096, &body);
+                failmalloc_disarm();
+                if (!failmalloc_fired()) {
+                        CHECK_INT(r, 0);
+                        CHECK_STR(body, want);
+                        free(body);
+                        break;
+                }
+                if (r == 0)
+                        CHECK_STR(body, want);
+                else
+                        CHECK_INT(r, -ENOMEM);
+                free(body);
+        }
+        CHECK(n > 4);
 }
 
 /* ---- a server session answering from memory ---- */
@@ -195,6 +223,7 @@ static void test_kube_fault_api_h2_status_answer(void) {
 int main(void) {
         failmalloc_hook_jansson();
         RUN(test_kube_fault_labels_patch_body);
+        RUN(test_kube_fault_capacity_patch_body);
         RUN(test_kube_fault_api_h2_large_answer);
         RUN(test_kube_fault_api_h2_status_answer);
         return unit_done();

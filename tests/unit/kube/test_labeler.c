@@ -3,6 +3,9 @@
  * patch (ours set or nulled, nothing else), and the worker thread driven through a fake request
  * function: one PATCH per change, re-assertion, backoff after failures, a change sent at once
  * while backing off, the log lines an operator reads, and a prompt stop during a hung request.
+ * The EPC capacity beside them: its wanted value and merge patch of status.capacity, --compat
+ * intel's label and capacity key, each part PATCHed only when it changed, the capacity re-sent
+ * alone on a kick (a kubelet restart), and a 403 on nodes/status naming its RBAC rule.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -54,7 +57,7 @@ static void test_labels_desired_no_device_wants_none(void) {
         struct label_set s;
 
         c.dcap = c.ias = false; /* the CPU can, but no device node: not an SGX node */
-        labels_desired("sgx.k8s.io", &c, &s);
+        labels_desired("sgx.k8s.io", false, &c, &s);
         CHECK_INT(s.n, 0);
 }
 
@@ -62,7 +65,7 @@ static void test_labels_desired_inkernel_sgx2(void) {
         struct sgx_caps c = caps_inkernel_sgx2();
         struct label_set s;
 
-        labels_desired("sgx.k8s.io", &c, &s);
+        labels_desired("sgx.k8s.io", false, &c, &s);
         CHECK_INT(s.n, 5);
         CHECK_STR(value_of(&s, "sgx.k8s.io/sgx"), "true");
         CHECK_STR(value_of(&s, "sgx.k8s.io/dcap"), "true");
@@ -79,7 +82,7 @@ static void test_labels_desired_ias_only_legacy(void) {
         memset(&c, 0, sizeof(c));
         c.ias = true;
         c.epc_bytes = 93ull << 20 | 12345; /* rounded down to whole MiB */
-        labels_desired("example.com", &c, &s);
+        labels_desired("example.com", false, &c, &s);
         CHECK_INT(s.n, 3);
         CHECK_STR(value_of(&s, "example.com/sgx"), "true");
         CHECK_STR(value_of(&s, "example.com/ias"), "true");
@@ -94,7 +97,7 @@ static void test_labels_desired_unknown_epc_left_out(void) {
 
         c.epc_bytes = 0;
         c.sgx2_usable = false;
-        labels_desired("sgx.k8s.io", &c, &s);
+        labels_desired("sgx.k8s.io", false, &c, &s);
         CHECK_INT(s.n, 3);
         CHECK(value_of(&s, "sgx.k8s.io/epc-mib") == NULL);
         CHECK(value_of(&s, "sgx.k8s.io/sgx2") == NULL);
@@ -127,8 +130,8 @@ static void test_patch_body_sets_ours_and_nulls_the_rest(void) {
         char *body = NULL;
 
         c.sgx2_usable = false;
-        labels_desired("sgx.k8s.io", &c, &s);
-        CHECK_INT(labels_patch_body("sgx.k8s.io", &s, &body), 0);
+        labels_desired("sgx.k8s.io", false, &c, &s);
+        CHECK_INT(labels_patch_body("sgx.k8s.io", false, &s, &body), 0);
         root = json_loads(body, 0, &jerr);
         CHECK(root != NULL);
         if (!root)
@@ -156,7 +159,7 @@ static void test_patch_body_no_sgx_removes_all_ours(void) {
         char *body = NULL;
         size_t nulls = 0;
 
-        CHECK_INT(labels_patch_body("my.domain", &s, &body), 0);
+        CHECK_INT(labels_patch_body("my.domain", false, &s, &body), 0);
         root = json_loads(body, 0, NULL);
         labels = json_object_get(json_object_get(root, "metadata"), "labels");
         json_object_foreach(labels, key, v) {
@@ -165,6 +168,54 @@ static void test_patch_body_no_sgx_removes_all_ours(void) {
         }
         CHECK_INT(nulls, 6);
         json_decref(root);
+        free(body);
+}
+
+/* ---- the capacity and --compat intel ---- */
+
+static void test_capacity_epc_desired(void) {
+        struct sgx_caps c = caps_inkernel_sgx2();
+
+        CHECK(capacity_epc_desired(&c) == 128ull << 20);
+        c.dcap = false; /* the enclave device vanished */
+        CHECK(capacity_epc_desired(&c) == 0);
+        c.ias = true;
+        CHECK(capacity_epc_desired(&c) == 128ull << 20);
+}
+
+static void test_capacity_patch_body(void) {
+        char *body = NULL;
+
+        CHECK_INT(capacity_patch_body("sgx.k8s.io", false, 201326592, &body), 0);
+        CHECK_STR(body, "{\"status\":{\"capacity\":{\"sgx.k8s.io/epc\":\"201326592\"}}}");
+        free(body);
+        CHECK_INT(capacity_patch_body("my.domain", true, 1ull << 40, &body), 0);
+        CHECK_STR(body, "{\"status\":{\"capacity\":{\"my.domain/epc\":\"1099511627776\","
+                        "\"sgx.intel.com/epc\":\"1099511627776\"}}}");
+        free(body);
+        CHECK_INT(capacity_patch_body("sgx.k8s.io", true, 0, &body), 0); /* removed */
+        CHECK_STR(body, "{\"status\":{\"capacity\":{\"sgx.intel.com/epc\":null,"
+                        "\"sgx.k8s.io/epc\":null}}}");
+        free(body);
+}
+
+static void test_labels_intel_capable(void) {
+        struct sgx_caps c = caps_inkernel_sgx2();
+        struct label_set s;
+        char *body = NULL;
+
+        labels_desired("sgx.k8s.io", true, &c, &s);
+        CHECK_STR(value_of(&s, "sgx.intel.com/capable"), "true");
+        labels_desired("sgx.k8s.io", false, &c, &s);
+        CHECK(value_of(&s, "sgx.intel.com/capable") == NULL);
+        CHECK_INT(labels_patch_body("sgx.k8s.io", false, &s, &body), 0);
+        CHECK(strstr(body, "sgx.intel.com") == NULL); /* not ours without --compat intel */
+        free(body);
+        c.dcap = false;
+        labels_desired("sgx.k8s.io", true, &c, &s);
+        CHECK_INT(s.n, 0);
+        CHECK_INT(labels_patch_body("sgx.k8s.io", true, &s, &body), 0);
+        CHECK(strstr(body, "\"sgx.intel.com/capable\":null") != NULL);
         free(body);
 }
 
@@ -178,6 +229,7 @@ struct fake {
         uint64_t at_ms[MAX_CALLS];
         char body[MAX_CALLS][1024];
         char path[320];
+        char paths[MAX_CALLS][64];
         /* scripted answers: calls below fail_until fail with |fail_errno| or |fail_status| */
         unsigned fail_until;
         int fail_errno;
@@ -197,6 +249,7 @@ static int fake_request(void *userdata, const char *path, const char *body, int 
         if (f->n < MAX_CALLS) {
                 f->at_ms[f->n] = mono_ms();
                 snprintf(f->body[f->n], sizeof(f->body[0]), "%s", body);
+                snprintf(f->paths[f->n], sizeof(f->paths[0]), "%s", path);
                 f->n++;
         }
         snprintf(f->path, sizeof(f->path), "%s", path);
@@ -249,10 +302,14 @@ static bool wait_calls(struct fake *f, unsigned n, unsigned ms) {
         return true;
 }
 
-static struct labeler *start(struct fake *f, unsigned interval_ms, unsigned bmin, unsigned bmax) {
+static struct labeler *start_parts(struct fake *f, unsigned interval_ms, unsigned bmin,
+                                   unsigned bmax, bool labels, bool capacity, bool intel) {
         struct labeler_config cfg = {
                 .domain = "sgx.k8s.io",
                 .node_name = "n1",
+                .labels = labels,
+                .capacity = capacity,
+                .intel = intel,
                 .interval_ms = interval_ms,
                 .backoff_min_ms = bmin,
                 .backoff_max_ms = bmax,
@@ -264,6 +321,10 @@ static struct labeler *start(struct fake *f, unsigned interval_ms, unsigned bmin
         pthread_mutex_init(&f->mu, NULL);
         CHECK_INT(labeler_start(&cfg, &lb), 0);
         return lb;
+}
+
+static struct labeler *start(struct fake *f, unsigned interval_ms, unsigned bmin, unsigned bmax) {
+        return start_parts(f, interval_ms, bmin, bmax, true, false, false);
 }
 
 /*
@@ -301,7 +362,7 @@ static void test_worker_sends_once_per_change(void) {
 
         sleep_ms(50);
         CHECK_INT(fake_calls(&f), 0); /* nothing wanted yet: nothing sent */
-        labels_desired("sgx.k8s.io", &c, &s);
+        labels_desired("sgx.k8s.io", false, &c, &s);
         labeler_set(lb, &s);
         CHECK(wait_calls(&f, 1, 2000));
         labeler_set(lb, &s); /* the same set again: no request */
@@ -311,7 +372,7 @@ static void test_worker_sends_once_per_change(void) {
         CHECK(strstr(f.body[0], "\"sgx.k8s.io/sgx\":\"true\"") != NULL);
 
         c.dcap = false; /* the device vanished */
-        labels_desired("sgx.k8s.io", &c, &s);
+        labels_desired("sgx.k8s.io", false, &c, &s);
         labeler_set(lb, &s);
         CHECK(wait_calls(&f, 2, 2000));
         CHECK(strstr(f.body[1], "\"sgx.k8s.io/sgx\":null") != NULL);
@@ -411,7 +472,7 @@ static void test_worker_change_goes_out_while_backing_off(void) {
         capture_start();
         labeler_set(lb, &s);
         bool ok1 = wait_calls(&f, 1, 2000);
-        labels_desired("sgx.k8s.io", &c, &s);
+        labels_desired("sgx.k8s.io", false, &c, &s);
         t0 = mono_ms();
         labeler_set(lb, &s); /* a device appeared: not held back by the 10 s backoff */
         bool ok2 = wait_calls(&f, 2, 2000);
@@ -439,6 +500,82 @@ static void test_worker_stop_cancels_a_hung_request(void) {
         pthread_mutex_destroy(&f.mu);
 }
 
+static void test_worker_each_part_only_when_it_changed(void) {
+        struct fake f = {0};
+        struct labeler *lb = start_parts(&f, 60000, 0, 0, true, true, false);
+        struct sgx_caps c = caps_inkernel_sgx2();
+        struct labeler_state st = {0};
+
+        labels_desired("sgx.k8s.io", false, &c, &st.labels);
+        st.epc_bytes = capacity_epc_desired(&c);
+        labeler_update(lb, &st);
+        CHECK(wait_calls(&f, 2, 2000)); /* both parts, once each */
+        sleep_ms(50);
+        CHECK_INT(fake_calls(&f), 2);
+        CHECK_STR(f.paths[0], "/api/v1/nodes/n1");
+        CHECK_STR(f.paths[1], "/api/v1/nodes/n1/status");
+        CHECK_STR(f.body[1], "{\"status\":{\"capacity\":{\"sgx.k8s.io/epc\":\"134217728\"}}}");
+
+        st.epc_bytes = 64ull << 20; /* only the capacity changed: only the status PATCH */
+        labeler_update(lb, &st);
+        CHECK(wait_calls(&f, 3, 2000));
+        sleep_ms(50);
+        CHECK_INT(fake_calls(&f), 3);
+        CHECK_STR(f.paths[2], "/api/v1/nodes/n1/status");
+
+        c.flc = false; /* only the labels changed */
+        labels_desired("sgx.k8s.io", false, &c, &st.labels);
+        labeler_update(lb, &st);
+        CHECK(wait_calls(&f, 4, 2000));
+        sleep_ms(50);
+        CHECK_INT(fake_calls(&f), 4);
+        CHECK_STR(f.paths[3], "/api/v1/nodes/n1");
+
+        labeler_reassert_capacity(lb); /* a kubelet restart: the capacity alone, at once */
+        CHECK(wait_calls(&f, 5, 2000));
+        sleep_ms(50);
+        CHECK_INT(fake_calls(&f), 5);
+        CHECK_STR(f.paths[4], "/api/v1/nodes/n1/status");
+        CHECK(strstr(f.body[4], "\"67108864\"") != NULL);
+        labeler_stop(lb);
+        pthread_mutex_destroy(&f.mu);
+}
+
+static void test_worker_capacity_alone(void) {
+        struct fake f = {0};
+        struct labeler *lb = start_parts(&f, 40, 0, 0, false, true, true);
+        struct labeler_state st = {.epc_bytes = 1ull << 30};
+
+        labeler_update(lb, &st);
+        CHECK(wait_calls(&f, 3, 2000)); /* sent, then re-asserted every 40 ms */
+        labeler_stop(lb);
+        for (unsigned i = 0; i < 3; i++) {
+                CHECK_STR(f.paths[i], "/api/v1/nodes/n1/status");
+                CHECK(strstr(f.body[i], "\"sgx.intel.com/epc\":\"1073741824\"") != NULL);
+        }
+        pthread_mutex_destroy(&f.mu);
+}
+
+static void test_worker_status_403_names_the_rbac_rule(void) {
+        struct fake f = {.fail_until = 1, .fail_status = 403};
+        struct labeler *lb = start_parts(&f, 60000, 10, 10, false, true, false);
+        struct labeler_state st = {.epc_bytes = 1ull << 30};
+
+        capture_start();
+        labeler_update(lb, &st);
+        bool ok = wait_calls(&f, 2, 2000);
+        sleep_ms(20);
+        char *log = capture_end();
+        CHECK(ok);
+        CHECK(strstr(log, "HTTP 403") != NULL);
+        CHECK(strstr(log, "resources [\"nodes/status\"], verbs [\"patch\"]") != NULL);
+        CHECK(strstr(log, "retrying in") != NULL);
+        CHECK(strstr(log, "sgx.k8s.io/epc=1073741824") != NULL); /* then it landed */
+        labeler_stop(lb);
+        free(log);
+        pthread_mutex_destroy(&f.mu);
+}
+
 static void test_start_rejects_bad_config(void) {
         struct labeler_config cfg = {.domain = "sgx.k8s.io", .node_name = NULL, .interval_ms = 1};
         struct labeler *lb = NULL;
@@ -446,6 +583,8 @@ static void test_start_rejects_bad_config(void) {
         CHECK_INT(labeler_start(&cfg, &lb), -EINVAL);
         cfg.node_name = "n";
         cfg.interval_ms = 0;
+        CHECK_INT(labeler_start(&cfg, &lb), -EINVAL);
+        cfg.interval_ms = 1; /* neither labels nor capacity: nothing to do */
         CHECK_INT(labeler_start(&cfg, &lb), -EINVAL);
         CHECK(lb == NULL);
         CHECK(labeler_stop(NULL) == NULL);
@@ -459,6 +598,9 @@ int main(void) {
         RUN(test_labels_equal_ignores_order);
         RUN(test_patch_body_sets_ours_and_nulls_the_rest);
         RUN(test_patch_body_no_sgx_removes_all_ours);
+        RUN(test_capacity_epc_desired);
+        RUN(test_capacity_patch_body);
+        RUN(test_labels_intel_capable);
         RUN(test_worker_sends_once_per_change);
         RUN(test_worker_reasserts_every_interval);
         RUN(test_worker_backs_off_and_recovers);
@@ -466,6 +608,9 @@ int main(void) {
         RUN(test_worker_transport_error_logged_and_retried);
         RUN(test_worker_change_goes_out_while_backing_off);
         RUN(test_worker_stop_cancels_a_hung_request);
+        RUN(test_worker_each_part_only_when_it_changed);
+        RUN(test_worker_capacity_alone);
+        RUN(test_worker_status_403_names_the_rbac_rule);
         RUN(test_start_rejects_bad_config);
         return unit_done();
 }

@@ -3,7 +3,8 @@
  * function that records each call: nothing before the first state, a changed state sent at once
  * (also during an interval and during a backoff), the same state not sent again, re-assertion
  * every interval, backoff doubling up to its cap and starting over after a success, a prompt stop
- * that cancels a hung apply, and bad configurations refused.
+ * that cancels a hung apply, a kick that re-sends an unchanged state at once (forced until a
+ * success), and bad configurations refused.
  */
 #include <errno.h>
 #include <poll.h>
@@ -41,6 +42,7 @@ struct fake {
         uint64_t at_ms[MAX_CALLS];
         int value[MAX_CALLS];
         bool changed[MAX_CALLS];
+        bool forced[MAX_CALLS];
         unsigned retry_ms[MAX_CALLS];
         /* scripted: calls below fail_until fail (from fail_from on), the rest succeed */
         unsigned fail_from, fail_until;
@@ -60,6 +62,7 @@ static int fake_apply(void *userdata, const void *state, const struct reconciler
                 f->at_ms[i] = mono_ms();
                 f->value[i] = s->value;
                 f->changed[i] = a->changed;
+                f->forced[i] = a->forced;
                 f->retry_ms[i] = a->retry_ms;
                 f->n++;
         }
@@ -273,6 +276,47 @@ static void test_reconciler_stop_is_prompt_while_backing_off(void) {
         CHECK(reconciler_stop(NULL) == NULL);
 }
 
+static void test_reconciler_kick_resends_the_same_state_at_once(void) {
+        struct fake f = {0};
+        struct reconciler *rc = start(&f, 60000, 0, 0);
+        uint64_t t;
+
+        reconciler_kick(rc); /* before the first state: nothing to re-send */
+        sleep_ms(30);
+        CHECK_INT(calls(&f), 0);
+        set_value(rc, 1, 0);
+        CHECK(wait_calls(&f, 1, 2000));
+        CHECK(!f.forced[0]);
+        sleep_ms(20);
+        t = mono_ms();
+        reconciler_kick(rc); /* inside the 60 s interval: sent at once all the same */
+        CHECK(wait_calls(&f, 2, 2000));
+        CHECK(f.at_ms[1] - t < 500);
+        CHECK_INT(f.value[1], 1);
+        CHECK(!f.changed[1]); /* the state is the one applied... */
+        CHECK(f.forced[1]);   /* ...but the remote may have lost it */
+        sleep_ms(50);
+        CHECK_INT(calls(&f), 2); /* once */
+        reconciler_stop(rc);
+}
+
+static void test_reconciler_kick_stays_forced_until_a_success(void) {
+        /* call 1 (the kicked one) fails: its retry after the backoff is forced too, the next
+         * re-assert is not */
+        struct fake f = {.fail_from = 1, .fail_until = 2};
+        struct reconciler *rc = start(&f, 100, 20, 20);
+
+        set_value(rc, 1, 0);
+        CHECK(wait_calls(&f, 1, 2000));
+        reconciler_kick(rc);
+        CHECK(wait_calls(&f, 4, 5000));
+        reconciler_stop(rc);
+        CHECK(f.forced[1] && f.forced[2]);
+        CHECK(f.at_ms[2] - f.at_ms[1] + 1 >= 20); /* the retry waited its backoff */
+        CHECK(!f.forced[3]);
+        CHECK(f.at_ms[3] - f.at_ms[2] + 1 >= 100); /* then the interval */
+}
+
 static void test_reconciler_start_rejects_bad_config(void) {
         struct reconciler_config cfg = {.state_size = 4, .interval_ms = 1, .apply = NULL};
         struct reconciler *rc = NULL;
@@ -297,6 +341,8 @@ int main(void) {
         RUN(test_reconciler_change_sent_at_once_while_backing_off);
         RUN(test_reconciler_stop_cancels_a_hung_apply);
         RUN(test_reconciler_stop_is_prompt_while_backing_off);
+        RUN(test_reconciler_kick_resends_the_same_state_at_once);
+        RUN(test_reconciler_kick_stays_forced_until_a_success);
         RUN(test_reconciler_start_rejects_bad_config);
         return unit_done();
 }

@@ -45,8 +45,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The node labels the daemon owns, "<resourceDomain>/<name>", as a CEL list of strings (the names are
-src/kube/labeler.h's LABEL_*; tests/chart checks that they agree).
+The node labels the daemon owns, "<resourceDomain>/<name>", and with compat intel
+"sgx.intel.com/capable", as a CEL list of strings (the names are src/kube/labeler.h's LABEL_*;
+tests/chart checks that they agree).
 */}}
 {{- define "sgxdevplugin.labelKeys" -}}
 {{- $d := .Values.resourceDomain }}
@@ -54,6 +55,7 @@ src/kube/labeler.h's LABEL_*; tests/chart checks that they agree).
 {{- range list "sgx" "dcap" "ias" "sgx2" "flc" "epc-mib" }}
 {{- $keys = append $keys (printf "'%s/%s'" $d .) }}
 {{- end }}
+{{- if has "intel" .Values.compat }}{{ $keys = append $keys "'sgx.intel.com/capable'" }}{{ end }}
 {{- printf "[%s]" (join ", " $keys) }}
 {{- end }}
 
@@ -75,11 +77,13 @@ src/kube/labeler.h's LABEL_*; tests/chart checks that they agree).
 - "--cdi"
 - "--cdi-dir=/var/run/cdi"
 {{- end }}
-{{- /*
-epcResource and compat: the daemon's --epc-resource (advertise <resourceDomain>/epc, PATCH
-nodes/status with the node's EPC capacity) and --compat=intel,azure,alibaba go here once the
-daemon has them (issue 11); until then nothing is passed (test_binary.py runs these args).
-*/}}
+{{- /* publish <resourceDomain>/epc: PATCH nodes/status with the node's EPC capacity */}}
+{{- if .Values.epcResource }}
+- "--epc-resource"
+{{- end }}
+{{- with .Values.compat }}
+- {{ printf "--compat=%s" (join "," .) | quote }}
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}
