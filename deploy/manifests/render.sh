@@ -8,6 +8,8 @@
 #   sgxdevplugin-epc-policy.yaml        the MutatingAdmissionPolicy (EPC as a resource) and its
 #                                       binding, for clusters that serve it in
 #                                       admissionregistration.k8s.io/v1 (1.36 on)
+# DRA (dra.enabled) is off by default and changes the DaemonSet's args and mounts too, so there is
+# no DRA file to add to these: render your own with --set dra.enabled=true (README.md).
 #
 # Usage: render.sh [OUT-DIR]   (default: this directory). Helm: $HELM, else the helm 3 that
 # tests/chart/get-tools.sh fetches.

@@ -11,6 +11,9 @@ CHART = os.path.join(TOP, "deploy", "helm", "sgxdevplugin")
 RELEASE = "sgxdevplugin"
 VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
 MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+# what a cluster with Dynamic Resource Allocation (resource.k8s.io/v1, Kubernetes 1.34 on) serves
+DRA_APIS = ("--api-versions", "resource.k8s.io/v1/DeviceClass",
+            "--api-versions", "resource.k8s.io/v1/ResourceSlice")
 
 # every successful `helm template` of the session (conftest's Helm.template): (helm major, args,
 # release, namespace, text); test_models.py validates them all against the Kubernetes API schema

@@ -13,11 +13,12 @@ import subprocess
 import pytest
 import yaml
 
-from chartlib import HERE, MAP_API, RENDERS, VAP_API
-POLICIES = ("--api-versions", VAP_API, "--api-versions", MAP_API)
+from chartlib import DRA_APIS, HERE, MAP_API, RENDERS, VAP_API
+# a cluster that serves both admission policies and resource.k8s.io/v1 (the DeviceClass)
+POLICIES = ("--api-versions", VAP_API, "--api-versions", MAP_API) + DRA_APIS
 
-# the value sets of test_chart.py, test_binary.py, test_policy.py and test_mutating.py, each
-# rendered plain and where the cluster serves both admission policies
+# the value sets of test_chart.py, test_binary.py, test_policy.py, test_mutating.py and
+# test_dra.py, each rendered plain and where the cluster serves both admission policies and DRA
 VALUE_SETS = {
     "defaults": {},
     "no-labels": {"labelNodes": False},
@@ -26,6 +27,14 @@ VALUE_SETS = {
     "compat-intel": {"compat": ["intel"]},
     "compat-all": {"compat": ["intel", "azure", "alibaba"], "resourceDomain": "sgx.example.com"},
     "slots": {"maxSGXPods": 1},
+    "cdi": {"cdi": True},
+    "dra": {"dra": {"enabled": True}},
+    "dra-everything": {"dra": {"enabled": True, "deviceplugin": False,
+                               "extendedResourceName": "sgx.example.com/sgx",
+                               "pluginsRegistry": "/var/lib/k0s/kubelet/plugins_registry",
+                               "pluginDir": "/var/lib/k0s/kubelet/plugins/sgx"},
+                       "resourceDomain": "sgx.example.com", "cdi": True},
+    "dra-no-api": {"dra": {"enabled": True}, "labelNodes": False, "epcResource": False},
     "slots-max": {"maxSGXPods": 100000},
     "other-values": {"provision": False, "resourceDomain": "sgx.example.com", "logFormat": "json",
                      "logLevel": "debug", "kubeletDir": "/var/lib/k0s/kubelet/device-plugins",
@@ -143,6 +152,8 @@ def test_models_03_value_sets(helm, tools, tmp_path, name, policies):
     text = helm.render_text(*args, namespace="sgx-system")
     got = assert_valid(tools, text, "%r %s" % (helm, name))
     assert "DaemonSet" in [e["kind"] for e in got]
+    if policies and VALUE_SETS[name].get("dra", {}).get("enabled"):
+        assert "DeviceClass" in [e["kind"] for e in got], got
 
 
 # 04: every render the chart tests made in this session with this helm (run last)

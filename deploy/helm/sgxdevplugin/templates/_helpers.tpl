@@ -34,7 +34,7 @@ app.kubernetes.io/component: device-plugin
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
-{{/* The ServiceAccount (rendered only with labelNodes). */}}
+{{/* The ServiceAccount (rendered only when the daemon talks to the API server: usesApi). */}}
 {{- define "sgxdevplugin.serviceAccountName" -}}
 {{- include "sgxdevplugin.fullname" . }}
 {{- end }}
@@ -73,9 +73,17 @@ tests/chart checks that they agree).
 {{- if .Values.labelNodes }}
 - "--label-node"
 {{- end }}
-{{- if .Values.cdi }}
+{{- if include "sgxdevplugin.cdi" . }}
 - "--cdi"
-- "--cdi-dir=/var/run/cdi"
+- {{ printf "--cdi-dir=%s" (include "sgxdevplugin.cdiDir" .) | quote }}
+{{- end }}
+{{- if .Values.dra.enabled }}
+- "--dra"
+- {{ printf "--plugins-registry=%s" .Values.dra.pluginsRegistry | quote }}
+- {{ printf "--dra-dir=%s" (include "sgxdevplugin.draDir" .) | quote }}
+{{- if not .Values.dra.deviceplugin }}
+- "--no-device-plugin"
+{{- end }}
 {{- end }}
 {{- /* publish <resourceDomain>/epc: PATCH nodes/status with the node's EPC capacity */}}
 {{- if .Values.epcResource }}
@@ -89,9 +97,50 @@ tests/chart checks that they agree).
 {{- end }}
 {{- end }}
 
-{{/* True ("true") when the daemon talks to the API server: node labels, or EPC capacity. */}}
+{{/*
+True ("true") when the daemon talks to the API server: node labels, EPC capacity, or DRA
+(ResourceSlices, ResourceClaims, its Node for the slices' owner).
+*/}}
 {{- define "sgxdevplugin.usesApi" -}}
-{{- if or .Values.labelNodes .Values.epcResource }}true{{ end }}
+{{- if or .Values.labelNodes .Values.epcResource .Values.dra.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+True ("true") when the daemon writes a CDI spec: `cdi`, or DRA (NodePrepareResources answers
+with CDI device IDs, so the spec must exist). One place decides --cdi and the /var/run/cdi mount.
+*/}}
+{{- define "sgxdevplugin.cdi" -}}
+{{- if or .Values.cdi .Values.dra.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The host directory the CDI spec goes to, mounted at the same path (--cdi-dir). */}}
+{{- define "sgxdevplugin.cdiDir" -}}
+/var/run/cdi
+{{- end }}
+
+{{/* The DRA driver's directory on the host (--dra-dir): dra.pluginDir, else the kubelet's
+plugins dir for the driver <resourceDomain>. */}}
+{{- define "sgxdevplugin.draDir" -}}
+{{- default (printf "/var/lib/kubelet/plugins/%s" .Values.resourceDomain) .Values.dra.pluginDir }}
+{{- end }}
+
+{{/* The DRA driver's name: resourceDomain (--resource-domain), also the DeviceClass's name. */}}
+{{- define "sgxdevplugin.draDriver" -}}
+{{- .Values.resourceDomain }}
+{{- end }}
+
+{{/* The ServiceAccount's user name in admission requests, for the policies' matchConditions. */}}
+{{- define "sgxdevplugin.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "sgxdevplugin.serviceAccountName" .) }}
+{{- end }}
+
+{{/* CEL, for the policies: the node the requesting pod runs on, from its pod-bound token's
+authentication.kubernetes.io/node-name extra ('' when it has none, or more than one). */}}
+{{- define "sgxdevplugin.celNodeName" -}}
+has(request.userInfo.extra) &&
+'authentication.kubernetes.io/node-name' in request.userInfo.extra &&
+size(request.userInfo.extra['authentication.kubernetes.io/node-name']) == 1
+? request.userInfo.extra['authentication.kubernetes.io/node-name'][0] : ''
 {{- end }}
 
 {{/*
