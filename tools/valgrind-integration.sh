@@ -43,7 +43,7 @@ chmod +x "$WORK/sgxdevplugin"
 
 start=$(date +%s)
 rc=0
-SGXDEVPLUGIN="$WORK/sgxdevplugin" \
+SGXDEVPLUGIN="$WORK/sgxdevplugin" SGXDEVPLUGIN_VALGRIND=1 \
 SGXDEVPLUGIN_TIMEOUT_SCALE="${SGXDEVPLUGIN_TIMEOUT_SCALE:-6}" \
         $PY -m pytest -q -p no:cacheprovider tests/integration "$@" || rc=$?
 took=$(( $(date +%s) - start ))

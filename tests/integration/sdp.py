@@ -45,6 +45,9 @@ def _binary_is_sanitized(path):
 
 # A sanitizer build: $SGXDEVPLUGIN_SANITIZED=1, or ASan's runtime found in the binary.
 SANITIZED = os.environ.get("SGXDEVPLUGIN_SANITIZED") == "1" or _binary_is_sanitized(BINARY)
+# The daemon runs under valgrind (tools/valgrind-integration.sh): valgrind keeps some file
+# descriptors of the process's limit for itself.
+VALGRIND = os.environ.get("SGXDEVPLUGIN_VALGRIND") == "1"
 
 # Sanitizer builds run a few times slower: every timeout is multiplied by SCALE.
 SCALE = float(os.environ.get("SGXDEVPLUGIN_TIMEOUT_SCALE") or (3.0 if SANITIZED else 1.0))
