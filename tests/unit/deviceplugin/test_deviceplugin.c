@@ -26,6 +26,7 @@
 #include "discovery.h"
 #include "log.h"
 #include "loop.h"
+#include "fake_nodes.h"
 #include "unit.h"
 
 /* ---- fixtures ---- */
@@ -36,60 +37,6 @@ static struct dp_config cfg_default(void) {
                 .slots = 110,
                 .edits = {.provision = true, .aesmd_dir = NULL},
         };
-}
-
-static void set_node(struct sgx_node *n, const char *path, unsigned major, unsigned minor) {
-        n->present = true;
-        snprintf(n->host_path, sizeof(n->host_path), "%s", path);
-        n->major = major;
-        n->minor = minor;
-}
-
-/* In-kernel driver (5.11+): /dev/sgx_enclave, /dev/sgx_provision. */
-static struct discovery node_in_kernel(void) {
-        struct discovery d;
-
-        memset(&d, 0, sizeof(d));
-        set_node(&d.dcap_enclave, "/dev/sgx_enclave", 10, 125);
-        set_node(&d.dcap_provision, "/dev/sgx_provision", 10, 126);
-        return d;
-}
-
-/* Out-of-tree DCAP driver: /dev/sgx/enclave, /dev/sgx/provision. */
-static struct discovery node_dcap_dir(void) {
-        struct discovery d;
-
-        memset(&d, 0, sizeof(d));
-        set_node(&d.dcap_enclave, "/dev/sgx/enclave", 10, 55);
-        set_node(&d.dcap_provision, "/dev/sgx/provision", 10, 56);
-        return d;
-}
-
-/* Legacy DCAP driver: one /dev/sgx char device, /dev/sgx_prv beside it. */
-static struct discovery node_legacy(void) {
-        struct discovery d;
-
-        memset(&d, 0, sizeof(d));
-        set_node(&d.dcap_enclave, "/dev/sgx", 10, 60);
-        set_node(&d.dcap_provision, "/dev/sgx_prv", 10, 61);
-        d.dcap_legacy = true;
-        return d;
-}
-
-/* Legacy IAS driver only: /dev/isgx. */
-static struct discovery node_ias(void) {
-        struct discovery d;
-
-        memset(&d, 0, sizeof(d));
-        set_node(&d.ias_enclave, "/dev/isgx", 10, 57);
-        return d;
-}
-
-static struct discovery node_empty(void) {
-        struct discovery d;
-
-        memset(&d, 0, sizeof(d));
-        return d;
 }
 
 /* ---- request builders ---- */

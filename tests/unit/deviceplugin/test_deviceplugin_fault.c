@@ -17,6 +17,7 @@
 #include "discovery.h"
 #include "failmalloc.h"
 #include "loop.h"
+#include "fake_nodes.h"
 #include "unit.h"
 
 static struct dp_config cfg_default(void) {
@@ -25,22 +26,6 @@ static struct dp_config cfg_default(void) {
                 .slots = 110,
                 .edits = {.provision = true, .aesmd_dir = "/var/run/aesmd"},
         };
-}
-
-static void set_node(struct sgx_node *n, const char *path, unsigned major, unsigned minor) {
-        n->present = true;
-        snprintf(n->host_path, sizeof(n->host_path), "%s", path);
-        n->major = major;
-        n->minor = minor;
-}
-
-static struct discovery node_in_kernel(void) {
-        struct discovery d;
-
-        memset(&d, 0, sizeof(d));
-        set_node(&d.dcap_enclave, "/dev/sgx_enclave", 10, 125);
-        set_node(&d.dcap_provision, "/dev/sgx_provision", 10, 126);
-        return d;
 }
 
 /* Checks one handler outcome under an injected failure: OK with an answer, or INTERNAL with

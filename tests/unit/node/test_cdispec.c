@@ -11,24 +11,10 @@
 #include "cdispec.h"
 #include "discovery.h"
 #include "log.h"
+#include "fake_nodes.h"
 #include "unit.h"
 
 static char tmp[64];
-
-static void set_node(struct sgx_node *n, const char *path, unsigned major, unsigned minor) {
-        n->present = true;
-        snprintf(n->host_path, sizeof(n->host_path), "%s", path);
-        n->major = major;
-        n->minor = minor;
-}
-
-static struct discovery in_kernel(void) {
-        struct discovery d = {0};
-
-        set_node(&d.dcap_enclave, "/dev/sgx_enclave", 10, 125);
-        set_node(&d.dcap_provision, "/dev/sgx_provision", 10, 126);
-        return d;
-}
 
 static const struct sgx_cdi_config cfg = {.domain = "sgx.k8s.io", .edits = {.provision = true}};
 
@@ -39,7 +25,7 @@ static bool exists(const char *path) {
 }
 
 static void test_cdispec_written_in_a_new_dir_and_removed_on_exit(void) {
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         struct cdispec s;
         char dir[128];
         struct stat st;
@@ -58,7 +44,7 @@ static void test_cdispec_written_in_a_new_dir_and_removed_on_exit(void) {
 }
 
 static void test_cdispec_no_device_removes_the_file(void) {
-        struct discovery d = in_kernel(), none = {0};
+        struct discovery d = node_in_kernel(), none = {0};
         struct cdispec s;
 
         CHECK_INT(cdispec_init(&s, tmp, &cfg), 0);
@@ -73,7 +59,7 @@ static void test_cdispec_no_device_removes_the_file(void) {
 }
 
 static void test_cdispec_replaced_file_survives_release(void) {
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         struct cdispec s;
         char other[160];
         FILE *f;
@@ -95,7 +81,7 @@ static void test_cdispec_replaced_file_survives_release(void) {
 }
 
 static void test_cdispec_unwritable_dir_is_pending(void) {
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         struct cdispec s;
         char blocker[128], dir[160];
         FILE *f;

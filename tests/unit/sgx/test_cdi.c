@@ -8,22 +8,8 @@
 #include <jansson.h>
 
 #include "cdi.h"
+#include "fake_nodes.h"
 #include "unit.h"
-
-static void set_node(struct sgx_node *n, const char *path, unsigned major, unsigned minor) {
-        n->present = true;
-        snprintf(n->host_path, sizeof(n->host_path), "%s", path);
-        n->major = major;
-        n->minor = minor;
-}
-
-static struct discovery in_kernel(void) {
-        struct discovery d = {0};
-
-        set_node(&d.dcap_enclave, "/dev/sgx_enclave", 10, 125);
-        set_node(&d.dcap_provision, "/dev/sgx_provision", 10, 126);
-        return d;
-}
 
 static struct sgx_cdi_config config(void) {
         return (struct sgx_cdi_config){
@@ -116,7 +102,7 @@ static void check_header(json_t *spec, const char *kind) {
 }
 
 static void test_cdi_device_names_per_kind_and_config(void) {
-        struct discovery d = in_kernel(), ias = {0}, none = {0};
+        struct discovery d = node_in_kernel(), ias = {0}, none = {0};
         struct sgx_edit_config prov = {.provision = true}, noprov = {.provision = false};
         char buf[SGX_CDI_QUALIFIED_SIZE];
 
@@ -149,7 +135,7 @@ static void test_cdi_device_names_per_kind_and_config(void) {
 }
 
 static void test_cdi_qualified_name_fits_the_longest_domain(void) {
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         struct sgx_edit_config noprov = {.provision = false};
         char domain[SGX_DOMAIN_MAX + 1], buf[SGX_CDI_QUALIFIED_SIZE];
 
@@ -170,7 +156,7 @@ static void test_cdi_spec_path(void) {
 
 static void test_cdi_in_kernel_spec(void) {
         struct sgx_cdi_config cfg = config();
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         json_t *spec = render(&cfg, &d), *dev;
         char s[1024];
 
@@ -239,7 +225,7 @@ static void test_cdi_ias_and_both_spec(void) {
         json_decref(spec);
 
         /* a node with both drivers: sgx is dcap, and ias is a device of its own */
-        d = in_kernel();
+        d = node_in_kernel();
         set_node(&d.ias_enclave, "/dev/isgx", 10, 57);
         spec = render(&cfg, &d);
         names(spec, s, sizeof(s));
@@ -251,7 +237,7 @@ static void test_cdi_ias_and_both_spec(void) {
 
 static void test_cdi_no_provision_and_provision_resource(void) {
         struct sgx_cdi_config cfg = config();
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         json_t *spec;
         char s[1024];
 
@@ -277,7 +263,7 @@ static void test_cdi_no_provision_and_provision_resource(void) {
 
 static void test_cdi_aesmd_mount(void) {
         struct sgx_cdi_config cfg = config();
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         json_t *spec, *mounts, *m, *opts;
 
         cfg.edits.aesmd_dir = "/var/run/aesmd \"quoted\"";
@@ -314,7 +300,7 @@ static void test_cdi_no_device_is_no_spec(void) {
  * provisioning device; the EPC kinds share dcap's device. */
 static void test_cdi_compat_kinds(void) {
         struct sgx_cdi_config cfg = config();
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         json_t *spec;
         char s[1024];
 

@@ -11,14 +11,8 @@
 #include "cdi.h"
 #include "discovery.h"
 #include "failmalloc.h"
+#include "fake_nodes.h"
 #include "unit.h"
-
-static void set_node(struct sgx_node *n, const char *path, unsigned major, unsigned minor) {
-        n->present = true;
-        snprintf(n->host_path, sizeof(n->host_path), "%s", path);
-        n->major = major;
-        n->minor = minor;
-}
 
 static void test_cdi_fault_render(void) {
         struct sgx_cdi_config cfg = {

@@ -4,22 +4,8 @@
 #include <string.h>
 
 #include "edits.h"
+#include "fake_nodes.h"
 #include "unit.h"
-
-static void set_node(struct sgx_node *n, const char *path, unsigned major, unsigned minor) {
-        n->present = true;
-        snprintf(n->host_path, sizeof(n->host_path), "%s", path);
-        n->major = major;
-        n->minor = minor;
-}
-
-static struct discovery in_kernel(void) {
-        struct discovery d = {0};
-
-        set_node(&d.dcap_enclave, "/dev/sgx_enclave", 10, 125);
-        set_node(&d.dcap_provision, "/dev/sgx_provision", 10, 126);
-        return d;
-}
 
 /* "host=c0,c1;host=c0" for comparison. */
 static void describe(const struct sgx_edits *e, char *buf, size_t size) {
@@ -38,7 +24,7 @@ static void describe(const struct sgx_edits *e, char *buf, size_t size) {
 }
 
 static void test_edits_in_kernel_dcap_maps_both_names_and_provisioning(void) {
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         struct sgx_edit_config cfg = {.provision = true};
         struct sgx_edits e;
         char s[512];
@@ -57,7 +43,7 @@ static void test_edits_in_kernel_dcap_maps_both_names_and_provisioning(void) {
 }
 
 static void test_edits_no_provision_and_aesmd_mount(void) {
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         struct sgx_edit_config cfg = {.provision = false, .aesmd_dir = "/var/run/aesmd"};
         struct sgx_edits e;
 
@@ -97,7 +83,7 @@ static void test_edits_legacy_and_ias(void) {
 }
 
 static void test_edits_compat_kinds(void) {
-        struct discovery d = in_kernel();
+        struct discovery d = node_in_kernel();
         struct sgx_edit_config cfg = {.provision = true};
         struct sgx_edits e;
         char s[512];

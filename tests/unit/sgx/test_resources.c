@@ -5,14 +5,8 @@
 
 #include "discovery.h"
 #include "resources.h"
+#include "fake_nodes.h"
 #include "unit.h"
-
-static void set_node(struct sgx_node *n, const char *path, unsigned major, unsigned minor) {
-        n->present = true;
-        strcpy(n->host_path, path);
-        n->major = major;
-        n->minor = minor;
-}
 
 static void test_resources_table_is_indexed_by_kind(void) {
         for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
