@@ -93,20 +93,32 @@ size_t sgx_cdi_devices(const struct sgx_cdi_config *cfg, const struct discovery 
         return n;
 }
 
-/* Appends |v| to |arr|, taking the reference; false when either is NULL or jansson failed. */
+/* Appends |v| to |arr|, taking the reference whatever happens; false when either is NULL or
+ * jansson failed (then |v| is freed). */
 static bool append(json_t *arr, json_t *v) {
-        return arr && v && json_array_append_new(arr, v) == 0;
+        if (!arr) {
+                json_decref(v);
+                return false;
+        }
+        return v && json_array_append_new(arr, v) == 0;
 }
 
-/* Sets |key| of |obj| to |v|, taking the reference; false on failure. */
+/* Sets |key| of |obj| to |v|, taking the reference whatever happens; false on failure. */
 static bool set(json_t *obj, const char *key, json_t *v) {
-        return obj && v && json_object_set_new(obj, key, v) == 0;
+        if (!obj) {
+                json_decref(v);
+                return false;
+        }
+        return v && json_object_set_new(obj, key, v) == 0;
 }
 
 /* The containerEdits of one device: its nodes at each container path, mounts, environment. */
 static json_t *render_edits(const struct sgx_edits *e) {
-        json_t *edits = json_object(), *nodes = json_array();
-        bool ok = set(edits, "deviceNodes", nodes);
+        json_t *edits = json_object(), *nodes;
+        bool ok = set(edits, "deviceNodes", json_array());
+
+        /* every value is made inside the call that takes it: a chain cut short leaks nothing */
+        nodes = ok ? json_object_get(edits, "deviceNodes") : NULL;
 
         for (size_t i = 0; ok && i < e->n_devices; i++) {
                 const struct sgx_device_edit *dev = &e->devices[i];
@@ -124,25 +136,26 @@ static json_t *render_edits(const struct sgx_edits *e) {
                 }
         }
         if (ok && e->n_mounts > 0) {
-                json_t *mounts = json_array();
+                json_t *mounts;
 
-                ok = set(edits, "mounts", mounts);
+                ok = set(edits, "mounts", json_array());
+                mounts = ok ? json_object_get(edits, "mounts") : NULL;
                 for (size_t i = 0; ok && i < e->n_mounts; i++) {
                         const struct sgx_mount_edit *m = &e->mounts[i];
-                        json_t *mount = json_object(), *options = json_array();
+                        json_t *mount = json_object();
 
                         ok = append(mounts, mount) &&
                              set(mount, "hostPath", json_string(m->host_path)) &&
                              set(mount, "containerPath", json_string(m->container_path)) &&
-                             set(mount, "options", options) &&
-                             append(options, json_string("rbind")) &&
-                             append(options, json_string(m->read_only ? "ro" : "rw"));
+                             set(mount, "options", json_pack("[ss]", "rbind",
+                                                             m->read_only ? "ro" : "rw"));
                 }
         }
         if (ok && e->n_env > 0) {
-                json_t *env = json_array();
+                json_t *env;
 
-                ok = set(edits, "env", env);
+                ok = set(edits, "env", json_array());
+                env = ok ? json_object_get(edits, "env") : NULL;
                 for (size_t i = 0; ok && i < e->n_env; i++)
                         ok = append(env, json_sprintf("%s=%s", e->env[i].name, e->env[i].value));
         }
@@ -167,10 +180,10 @@ int sgx_cdi_render(const struct sgx_cdi_config *cfg, const struct discovery *d, 
         if (n == 0)
                 return -ENODEV;
         spec = json_object();
-        devices = json_array();
         ok = set(spec, "cdiVersion", json_string(SGX_CDI_VERSION)) &&
              set(spec, "kind", json_sprintf("%s/" SGX_CDI_CLASS, cfg->domain)) &&
-             set(spec, "devices", devices);
+             set(spec, "devices", json_array());
+        devices = ok ? json_object_get(spec, "devices") : NULL;
         for (size_t i = 0; ok && i < n; i++) {
                 struct sgx_edits e;
                 json_t *dev = json_object();
