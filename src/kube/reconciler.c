@@ -11,9 +11,17 @@
  * kick (reconciler_kick()), which marks the state as not applied: until an apply succeeds, every
  * attempt is a forced one.
  * reconciler_stop() sets |stopping|, signals the condition and writes the eventfd, which a
- * blocking apply polls, so stopping never waits for a hung API server. After each apply the
- * worker calls malloc_trim(0): applies are rare bursts of allocation (a TLS handshake), and the
- * heap they freed would otherwise stay resident until the next one.
+ * blocking apply polls, so stopping never waits for a hung API server.
+ *
+ * Applies are rare bursts (a TLS handshake every few minutes) that leave memory resident until
+ * the next one, so after each apply the worker gives it back: the code and read-only data pages
+ * the apply mapped in (OpenSSL's, about 2.7 MiB of the static binary's text), through
+ * pageout_new_pages() against a snapshot taken just before the apply, so that the pages the
+ * event loop had resident stay; then the heap the apply freed, through malloc_trim(0). The
+ * snapshot and the page-out cost the worker 0.7 to 1.4 ms per apply (static build, 350 pages
+ * given back per PATCH); the next apply reads those pages back (from the page cache, or from
+ * disk if the kernel dropped them). On a kernel without MADV_PAGEOUT (before 5.4) the pages
+ * stay, as before.
  */
 #include "reconciler.h"
 
@@ -29,6 +37,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "pageout.h"
 
 struct reconciler {
         size_t state_size;
@@ -40,6 +49,7 @@ struct reconciler {
 
         pthread_t thread;
         bool thread_started;
+        bool no_pageout; /* the worker's: the kernel has no MADV_PAGEOUT */
         int cancel_fd;  /* eventfd: readable once stopping */
         void *applying; /* the worker's copy of the state for one apply */
 
@@ -56,6 +66,21 @@ static uint64_t now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* Calls the apply, then gives back the pages and the heap it left resident (see the top). */
+static int apply_and_give_back(struct reconciler *rc, struct reconciler_attempt *a) {
+        struct pageout_snapshot *before = NULL;
+        int r;
+
+        if (!rc->no_pageout && pageout_snapshot_take(&before) < 0)
+                before = NULL; /* no /proc: nothing given back this time */
+        r = rc->apply(rc->userdata, rc->applying, a);
+        if (before && pageout_new_pages(before) == -EOPNOTSUPP)
+                rc->no_pageout = true;
+        pageout_snapshot_free(before);
+        malloc_trim(0);
+        return r;
 }
 
 /* Waits on the condition until |deadline_ms| (CLOCK_MONOTONIC, as now_ms()) or a signal. */
@@ -98,9 +123,7 @@ static void *worker(void *userdata) {
                 a.retry_ms = (unsigned) backoff_delay(&rc->backoff);
                 pthread_mutex_unlock(&rc->mu);
 
-                r = rc->apply(rc->userdata, rc->applying, &a);
-                /* an apply is a rare burst (a TLS handshake): give its freed heap back */
-                malloc_trim(0);
+                r = apply_and_give_back(rc, &a);
 
                 pthread_mutex_lock(&rc->mu);
                 if (r == -ECANCELED)

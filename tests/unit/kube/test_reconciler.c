@@ -4,16 +4,22 @@
  * (also during an interval and during a backoff), the same state not sent again, re-assertion
  * every interval, backoff doubling up to its cap and starting over after a success, a prompt stop
  * that cancels a hung apply, a kick that re-sends an unchanged state at once (forced until a
- * success), and bad configurations refused.
+ * success), bad configurations refused, and the file pages an apply mapped in given back after
+ * it (those resident before it kept).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "pageout.h"
 #include "reconciler.h"
 #include "unit.h"
 
@@ -48,6 +54,8 @@ struct fake {
         unsigned fail_from, fail_until;
         bool hang; /* block until cancel_fd is readable */
         bool saw_cancel;
+        const volatile char *touch; /* read one byte of each page of these touch_len bytes */
+        size_t touch_len;
 };
 
 static int fake_apply(void *userdata, const void *state, const struct reconciler_attempt *a) {
@@ -68,6 +76,8 @@ static int fake_apply(void *userdata, const void *state, const struct reconciler
         }
         hang = f->hang;
         pthread_mutex_unlock(&f->mu);
+        for (size_t off = 0; off < f->touch_len; off += 4096)
+                (void) f->touch[off];
         if (hang) {
                 struct pollfd p = {.fd = a->cancel_fd, .events = POLLIN};
                 if (poll(&p, 1, 10000) == 1) {
@@ -331,6 +341,79 @@ static void test_reconciler_start_rejects_bad_config(void) {
         CHECK(rc == NULL);
 }
 
+#define FILE_PAGES 8
+
+/* A temporary file of FILE_PAGES pages (written back to disk), mapped private and read-only. */
+static char *map_temp_file(void) {
+        char path[] = "test_reconciler.XXXXXX", page[4096];
+        void *m;
+        int fd = mkstemp(path);
+
+        CHECK(fd >= 0);
+        if (fd < 0)
+                return NULL;
+        unlink(path);
+        memset(page, 'x', sizeof(page));
+        for (int i = 0; i < FILE_PAGES; i++)
+                CHECK(write(fd, page, sizeof(page)) == (ssize_t) sizeof(page));
+        CHECK(fsync(fd) == 0);
+        m = mmap(NULL, FILE_PAGES * sizeof(page), PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        CHECK(m != MAP_FAILED);
+        return m == MAP_FAILED ? NULL : m;
+}
+
+static unsigned mapped_pages(const char *m) {
+        uint64_t e[FILE_PAGES] = {0};
+        unsigned n = 0;
+        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return 0;
+        if (pread(fd, e, sizeof(e), (off_t) ((uintptr_t) m / 4096 * sizeof(e[0]))) != sizeof(e))
+                memset(e, 0, sizeof(e));
+        close(fd);
+        for (int i = 0; i < FILE_PAGES; i++)
+                n += e[i] >> 63 & 1;
+        return n;
+}
+
+/* (a tmpfs current directory fails this test: its pages have no file to go back to) */
+static void test_reconciler_gives_back_the_pages_an_apply_mapped_in(void) {
+        struct fake f = {0};
+        struct reconciler *rc;
+        char *kept = map_temp_file(), *burst = map_temp_file();
+        uint64_t end;
+
+        if (!kept || !burst)
+                goto out_unmap;
+        for (int i = 0; i < FILE_PAGES; i++)
+                (void) ((volatile char *) burst)[i * 4096];
+        CHECK(pageout_range(burst, FILE_PAGES * 4096) >= FILE_PAGES);
+        CHECK_INT(mapped_pages(burst), 0);
+        for (int i = 0; i < FILE_PAGES; i++)
+                (void) ((volatile char *) kept)[i * 4096];
+        CHECK_INT(mapped_pages(kept), FILE_PAGES);
+
+        f.touch = burst;
+        f.touch_len = FILE_PAGES * 4096;
+        rc = start(&f, 60000, 0, 0);
+        set_value(rc, 1, 0);
+        CHECK(wait_calls(&f, 1, 2000));
+        /* the apply mapped the burst's pages in; they are given back once it returned */
+        end = mono_ms() + 2000;
+        while (mapped_pages(burst) > 0 && mono_ms() < end)
+                sleep_ms(1);
+        CHECK_INT(mapped_pages(burst), 0);
+        CHECK_INT(mapped_pages(kept), FILE_PAGES);
+        reconciler_stop(rc);
+out_unmap:
+        if (kept)
+                munmap(kept, FILE_PAGES * 4096);
+        if (burst)
+                munmap(burst, FILE_PAGES * 4096);
+}
+
 int main(void) {
         RUN(test_reconciler_nothing_before_the_first_state);
         RUN(test_reconciler_changed_state_sent_at_once);
@@ -344,5 +427,6 @@ int main(void) {
         RUN(test_reconciler_kick_resends_the_same_state_at_once);
         RUN(test_reconciler_kick_stays_forced_until_a_success);
         RUN(test_reconciler_start_rejects_bad_config);
+        RUN(test_reconciler_gives_back_the_pages_an_apply_mapped_in);
         return unit_done();
 }
