@@ -33,6 +33,7 @@ enum section {
         SECTION_OPTIONS,
         SECTION_FACTS,
         SECTION_LABELS,
+        SECTION_DRA,
         SECTION_END,
         SECTION_MAX,
 };
@@ -41,6 +42,7 @@ static const char *const section_titles[SECTION_MAX] = {
         [SECTION_OPTIONS] = "Options:",
         [SECTION_FACTS] = "Capability facts (probe and daemon):",
         [SECTION_LABELS] = "Node labels (daemon):",
+        [SECTION_DRA] = "DRA driver (daemon; the driver name is D, --resource-domain):",
         [SECTION_END] = "",
 };
 
@@ -242,6 +244,33 @@ static int check_socket_dir(const struct cli_options *o, char *err, size_t errsz
         return 0;
 }
 
+/*
+ * --dra: the default --dra-dir (CLI_DEFAULT_DRA_PARENT/D) and both socket paths fitting a unix
+ * socket address; --no-device-plugin without --dra would serve nothing.
+ */
+static int check_dra(struct cli_options *o, char *err, size_t errsz) {
+        size_t reg, dra;
+
+        if (o->no_device_plugin && !o->dra)
+                return fail(err, errsz, "--no-device-plugin: needs --dra (else nothing is served)");
+        if (!o->dra)
+                return 0;
+        if (!o->dra_dir) {
+                snprintf(o->dra_dir_buf, sizeof(o->dra_dir_buf), CLI_DEFAULT_DRA_PARENT "/%s",
+                         o->domain);
+                o->dra_dir = o->dra_dir_buf;
+        }
+        reg = strlen(o->plugins_registry) + 1 + strlen(o->domain) + strlen("-reg.sock");
+        if (reg > CLI_SOCKET_PATH_MAX)
+                return fail(err, errsz, "--plugins-registry: too long for a unix socket: DIR/%s-reg.sock would be %zu bytes, at most %zu fit, got '%s'",
+                            o->domain, reg, CLI_SOCKET_PATH_MAX, o->plugins_registry);
+        dra = strlen(o->dra_dir) + strlen("/dra.sock");
+        if (dra > CLI_SOCKET_PATH_MAX)
+                return fail(err, errsz, "--dra-dir: too long for a unix socket: DIR/dra.sock would be %zu bytes, at most %zu fit, got '%s'",
+                            dra, CLI_SOCKET_PATH_MAX, o->dra_dir);
+        return 0;
+}
+
 static int parse_abs_path(const struct flag *f, const char *v, struct cli_options *o, char *err,
                           size_t errsz) {
         if (v[0] != '/')
@@ -334,6 +363,15 @@ static const struct flag flags[] = {
          "how long one API request may take", STR(CLI_DEFAULT_API_TIMEOUT_S), NULL},
         {"--label-interval", NULL, "SECONDS", ON_RUN, SECTION_LABELS, parse_seconds, OFF(label_interval_ms), 1, CLI_MAX_TIMEOUT_MS,
          "re-assert the labels this often", STR(CLI_DEFAULT_LABEL_INTERVAL_S), NULL},
+
+        {"--dra", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(dra), 0, 0,
+         "serve the kubelet's DRA plugin API (registration and NodePrepareResources) beside the device-plugin API", NULL, "off"},
+        {"--no-device-plugin", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(no_device_plugin), 0, 0,
+         "with --dra: serve no device-plugin socket", NULL, "served"},
+        {"--plugins-registry", NULL, "DIR", ON_RUN, SECTION_DRA, parse_abs_path, OFF(plugins_registry), 0, 0,
+         "the kubelet's plugin registry directory: D-reg.sock goes there", CLI_DEFAULT_PLUGINS_REGISTRY, NULL},
+        {"--dra-dir", NULL, "DIR", ON_RUN, SECTION_DRA, parse_abs_path, OFF(dra_dir), 0, 0,
+         "our DRA directory: dra.sock goes there", NULL, CLI_DEFAULT_DRA_PARENT "/D"},
 
         {"--help", "-h", NULL, ON_ALL, SECTION_END, parse_command, OFF(command), CLI_HELP, 0,
          "print this help and exit", NULL, NULL},
@@ -485,7 +523,15 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                                     "set NODE_NAME");
         }
 
+        if (o.command == CLI_RUN) {
+                r = check_dra(&o, err, errsz);
+                if (r < 0)
+                        return r;
+        }
+
         *ret = o;
+        if (ret->dra_dir == o.dra_dir_buf)
+                ret->dra_dir = ret->dra_dir_buf; /* the copy's own buffer */
         return 0;
 }
 

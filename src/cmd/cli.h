@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@
 #define CLI_DEFAULT_SYS_ROOT "/sys"
 #define CLI_DEFAULT_API_TIMEOUT_S 10
 #define CLI_DEFAULT_LABEL_INTERVAL_S 600 /* re-assert the labels every 10 minutes */
+#define CLI_DEFAULT_PLUGINS_REGISTRY "/var/lib/kubelet/plugins_registry"
+#define CLI_DEFAULT_DRA_PARENT "/var/lib/kubelet/plugins" /* --dra-dir is this/D */
 
 enum cli_command {
         CLI_RUN,     /* the daemon */
@@ -60,6 +63,14 @@ struct cli_options {
         const char *ca_file;         /* --ca-file; NULL = the service account's ca.crt */
         unsigned api_timeout_ms;     /* --api-timeout: one API request, 1 ms..3600 s */
         unsigned label_interval_ms;  /* --label-interval: re-assert period, 1 ms..3600 s */
+
+        /* DRA driver (src/dra/) */
+        bool dra;                     /* --dra */
+        bool no_device_plugin;        /* --no-device-plugin (needs --dra) */
+        const char *plugins_registry; /* --plugins-registry, absolute */
+        const char *dra_dir;          /* --dra-dir, absolute; default CLI_DEFAULT_DRA_PARENT/D,
+                                         then pointing into dra_dir_buf */
+        char dra_dir_buf[PATH_MAX];
 };
 
 /*

@@ -37,6 +37,7 @@
 #include "capabilities.h"
 #include "deviceplugin.h"
 #include "discovery.h"
+#include "draplugin.h"
 #include "labeler.h"
 #include "log.h"
 #include "loop.h"
@@ -81,6 +82,7 @@ struct plugin {
         uint64_t epc_bytes;          /* caps_epc_bytes(), 0 when unknown */
         char verdict_line[256];      /* last verdict logged */
         struct labeler *labeler;     /* NULL without --label-node */
+        struct dra_plugin *dra;      /* NULL without --dra */
 
         /* kubelet */
         char kubelet_sock[PATH_MAX];
@@ -384,8 +386,12 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
 
 static void sync_kubelet(struct plugin *p) {
         struct stat st;
-        bool dir = sync_sockets(p, false), removed = p->kubelet_removed;
+        bool dir, removed;
 
+        if (p->n_res == 0)
+                return; /* --no-device-plugin */
+        dir = sync_sockets(p, false);
+        removed = p->kubelet_removed;
         p->kubelet_removed = false;
         if (dir && stat(p->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
                 /* the same inode number is the same kubelet, unless we saw it removed meanwhile */
@@ -570,6 +576,24 @@ static int setup_labeler(struct plugin *p) {
         return 0;
 }
 
+/* With --dra: the DRA driver's kubelet side (src/dra/), its own sockets and watches. */
+static int setup_dra(struct plugin *p) {
+        const struct dra_config cfg = {
+                .driver = p->opt->domain,
+                .registry_dir = p->opt->plugins_registry,
+                .dra_dir = p->opt->dra_dir,
+        };
+        int r;
+
+        if (!p->opt->dra)
+                return 0;
+        r = dra_plugin_new(p->loop, &cfg, &p->dra);
+        if (r < 0)
+                log_error(p->opt->domain, p->opt->dra_dir, "cannot start the DRA driver: %s",
+                          strerror(-r));
+        return r;
+}
+
 int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **ret) {
         struct plugin *p = calloc(1, sizeof(*p));
         int r;
@@ -594,7 +618,7 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
         if (r < 0)
                 goto out_free;
         p->epc_bytes = caps_epc_bytes(&p->cpu, &p->kernel);
-        for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
+        for (enum sgx_kind k = 0; !opt->no_device_plugin && k < SGX_KIND_MAX; k++) {
                 const struct sgx_resource_options ro = {
                         .provision_resource = opt->provision_resource,
                         .compat = opt->compat,
@@ -624,6 +648,9 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
         r = setup_labeler(p);
         if (r < 0)
                 goto out_free;
+        r = setup_dra(p);
+        if (r < 0)
+                goto out_free;
 
         resync(p);
         *ret = p;
@@ -637,6 +664,7 @@ out_free:
 struct plugin *plugin_free(struct plugin *p) {
         if (!p)
                 return NULL;
+        p->dra = dra_plugin_free(p->dra);
         p->labeler = labeler_stop(p->labeler);
         for (size_t i = 0; i < p->n_res; i++) {
                 p->res[i].svc = dp_service_free(p->res[i].svc);

@@ -1,0 +1,110 @@
+/*
+ * draplugin.h - the kubelet side of our DRA driver: the kubelet's plugin registration service
+ * (pluginregistration.Registration, served on <plugins-registry>/D-reg.sock, which the kubelet
+ * finds by watching that directory) and the DRA service (k8s.io.kubelet.pkg.apis.dra.v1 and
+ * v1beta1 DRAPlugin, served on <dra-dir>/dra.sock, the endpoint GetInfo names). D, the driver
+ * name, is the resource domain.
+ *
+ * Two halves, as in deviceplugin.h. The handlers are pure functions from (config, request bytes)
+ * to response bytes or a gRPC status, so unit tests need no sockets. The service ties them to two
+ * grpc_servers and keeps both sockets alive: inotify on both directories (and their parents,
+ * and the nearest existing ancestor while they do not exist) and a slow rescan re-create a socket
+ * that vanished (a kubelet restart, a wiped directory), dra.sock always before D-reg.sock, since
+ * the kubelet dials the endpoint as soon as it has registered us. A socket replaced by another
+ * process's is left to it.
+ *
+ * Preparing claims needs the ResourceClaim from the API server (a later step, on a worker
+ * thread): until that exists, every claim of NodePrepareResources gets a per-claim error saying
+ * so, and NodeUnprepareResources succeeds for every claim (nothing was ever prepared).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "grpc_status.h"
+
+struct loop;
+
+#define DRA_PLUGIN_TYPE "DRAPlugin"
+#define DRA_REG_SUFFIX "-reg.sock" /* <plugins-registry>/<driver>-reg.sock */
+#define DRA_SOCKET_NAME "dra.sock" /* <dra-dir>/dra.sock */
+#define DRA_RESCAN_USEC (30u * 1000000u) /* safety-net rescan period */
+
+/* The service API versions GetInfo offers, the kubelet's newest first. */
+#define DRA_VERSION_V1 "v1.DRAPlugin"
+#define DRA_VERSION_V1BETA1 "v1beta1.DRAPlugin"
+
+/* The per-claim error of NodePrepareResources until prepare goes through the API server. */
+#define DRA_PREPARE_UNAVAILABLE                                                               \
+        "cannot prepare: the API server path is unavailable (this driver does not read "      \
+        "ResourceClaims yet)"
+
+/* Settings; strings borrowed, must outlive the service. */
+struct dra_config {
+        const char *driver;       /* D: the driver name, "sgx.k8s.io" */
+        const char *registry_dir; /* the kubelet's plugins_registry directory */
+        const char *dra_dir;      /* our directory, absolute: dra.sock (and later checkpoints) */
+};
+
+/*
+ * The two socket paths of |cfg| into |reg| and |dra| (|size| bytes each). Returns 0, or
+ * -ENAMETOOLONG when one would not fit a unix socket address (sun_path) or the buffer.
+ */
+int dra_socket_paths(const struct dra_config *cfg, char *reg, char *dra, size_t size);
+
+/* ---- pure handlers: caller frees *ret_buf (free()) ---- */
+
+/*
+ * PluginInfo{type "DRAPlugin", name |driver|, endpoint |endpoint|, supported_versions v1 and
+ * v1beta1}. Returns 0 or -ENOMEM.
+ */
+int dra_encode_info(const char *driver, const char *endpoint, uint8_t **ret_buf, size_t *ret_len);
+
+/*
+ * Decodes a RegistrationStatus: *ret_registered and, when refused, the kubelet's reason (made
+ * printable, truncated) into |reason|; answers with an empty RegistrationStatusResponse.
+ * INVALID_ARGUMENT (undecodable: |err| says so) or INTERNAL (out of memory).
+ */
+enum grpc_status dra_handle_notify(const uint8_t *req, size_t len, bool *ret_registered,
+                                   char *reason, size_t reasonsz, uint8_t **ret_buf,
+                                   size_t *ret_len, char *err, size_t errsz);
+
+/*
+ * NodePrepareResources (v1 and v1beta1 share the messages): one entry per claim UID, each with
+ * its own error string (a claim without a UID is answered under the empty key; a UID repeated in
+ * the request is answered once). *ret_n_claims counts the claims answered. INVALID_ARGUMENT
+ * (undecodable), INTERNAL (out of memory); otherwise OK: a bad claim never fails the batch.
+ */
+enum grpc_status dra_handle_prepare(const struct dra_config *cfg, const uint8_t *req, size_t len,
+                                    uint8_t **ret_buf, size_t *ret_len, size_t *ret_n_claims,
+                                    char *err, size_t errsz);
+
+/* NodeUnprepareResources: every claim succeeds (an unknown claim is no error). As above. */
+enum grpc_status dra_handle_unprepare(const struct dra_config *cfg, const uint8_t *req,
+                                      size_t len, uint8_t **ret_buf, size_t *ret_len,
+                                      size_t *ret_n_claims, char *err, size_t errsz);
+
+/* ---- the service ---- */
+
+struct dra_plugin;
+
+/*
+ * Creates the service: makes --dra-dir (mode 0750, parents too) when missing, binds dra.sock,
+ * then D-reg.sock when the registry directory exists (else logs and waits for it), and watches
+ * both. Returns 0, -ENAMETOOLONG, -ENOMEM, -errno of inotify or the loop. A socket that cannot be
+ * bound now is logged and tried again on the next change.
+ */
+int dra_plugin_new(struct loop *l, const struct dra_config *cfg, struct dra_plugin **ret);
+
+/* Closes both sockets, unlinking each only if still ours (same dev/ino). Accepts NULL, returns NULL. */
+struct dra_plugin *dra_plugin_free(struct dra_plugin *d);
+
+/* Looks at both directories now (what an inotify event or the rescan does). */
+void dra_plugin_resync(struct dra_plugin *d);
+
+/* For tests and health: the socket paths, and whether each is bound and still ours. */
+const char *dra_plugin_reg_path(const struct dra_plugin *d);
+const char *dra_plugin_dra_path(const struct dra_plugin *d);
+bool dra_plugin_serving(const struct dra_plugin *d);

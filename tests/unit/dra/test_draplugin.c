@@ -1,0 +1,273 @@
+/*
+ * test_draplugin.c - the pure DRA handlers of draplugin.c, without sockets: the PluginInfo of
+ * GetInfo, NotifyRegistrationStatus, NodePrepareResources and NodeUnprepareResources answers
+ * (decoded with protobuf-c and checked field by field), malformed input, the socket paths. Then
+ * the service on temp directories: both sockets bound, the registration socket only once the
+ * registry directory exists, a removed socket bound again, and on free only our own unlinked.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dra_v1.pb-c.h"
+#include "draplugin.h"
+#include "log.h"
+#include "loop.h"
+#include "pluginregistration.pb-c.h"
+#include "unit.h"
+
+static const struct dra_config cfg = {
+        .driver = "sgx.k8s.io",
+        .registry_dir = "/var/lib/kubelet/plugins_registry",
+        .dra_dir = "/var/lib/kubelet/plugins/sgx.k8s.io",
+};
+
+/* A NodePrepareResourcesRequest (same bytes as the unprepare request) of |n| claims. */
+static uint8_t *encode_claims(const char *const (*claims)[3], size_t n, size_t *ret_len) {
+        K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodePrepareResourcesRequest req =
+                K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_PREPARE_RESOURCES_REQUEST__INIT;
+        K8s__Io__Kubelet__Pkg__Apis__Dra__V1__Claim c[8], *ptrs[8];
+        uint8_t *buf;
+
+        for (size_t i = 0; i < n; i++) {
+                k8s__io__kubelet__pkg__apis__dra__v1__claim__init(&c[i]);
+                c[i].namespace_ = (char *) claims[i][0];
+                c[i].uid = (char *) claims[i][1];
+                c[i].name = (char *) claims[i][2];
+                ptrs[i] = &c[i];
+        }
+        req.n_claims = n;
+        req.claims = ptrs;
+        buf = malloc(k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__get_packed_size(&req) + 1);
+        *ret_len = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__pack(&req, buf);
+        return buf;
+}
+
+static void test_draplugin_info_names_driver_endpoint_and_versions(void) {
+        Pluginregistration__PluginInfo *info;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+
+        CHECK_INT(dra_encode_info("sgx.k8s.io", "/var/lib/kubelet/plugins/sgx.k8s.io/dra.sock",
+                                  &buf, &len),
+                  0);
+        info = pluginregistration__plugin_info__unpack(NULL, len, buf);
+        CHECK(info != NULL);
+        if (info) {
+                CHECK_STR(info->type, "DRAPlugin");
+                CHECK_STR(info->name, "sgx.k8s.io");
+                CHECK_STR(info->endpoint, "/var/lib/kubelet/plugins/sgx.k8s.io/dra.sock");
+                CHECK_INT(info->n_supported_versions, 2);
+                if (info->n_supported_versions == 2) {
+                        CHECK_STR(info->supported_versions[0], "v1.DRAPlugin");
+                        CHECK_STR(info->supported_versions[1], "v1beta1.DRAPlugin");
+                }
+                pluginregistration__plugin_info__free_unpacked(info, NULL);
+        }
+        free(buf);
+}
+
+static void test_draplugin_notify_gives_the_kubelets_reason(void) {
+        Pluginregistration__RegistrationStatus st = PLUGINREGISTRATION__REGISTRATION_STATUS__INIT;
+        uint8_t req[256], *buf = NULL;
+        char reason[64], err[128];
+        bool registered = true;
+        size_t len, blen;
+
+        st.plugin_registered = false;
+        st.error = (char *) "version\nmismatch";
+        len = pluginregistration__registration_status__pack(&st, req);
+        CHECK_INT(dra_handle_notify(req, len, &registered, reason, sizeof(reason), &buf, &blen, err,
+                                    sizeof(err)),
+                  GRPC_STATUS_OK);
+        CHECK(!registered);
+        CHECK_STR(reason, "version?mismatch"); /* one printable line */
+        CHECK_INT(blen, 0);
+        free(buf);
+
+        st.plugin_registered = true;
+        st.error = (char *) "";
+        len = pluginregistration__registration_status__pack(&st, req);
+        CHECK_INT(dra_handle_notify(req, len, &registered, reason, sizeof(reason), &buf, &blen, err,
+                                    sizeof(err)),
+                  GRPC_STATUS_OK);
+        CHECK(registered);
+        CHECK_STR(reason, "");
+        free(buf);
+}
+
+static void test_draplugin_malformed_requests_are_invalid_argument(void) {
+        const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
+        uint8_t *buf = NULL;
+        char reason[64], err[128];
+        size_t blen, n;
+        bool registered;
+
+        CHECK_INT(dra_handle_notify(garbage, sizeof(garbage), &registered, reason, sizeof(reason),
+                                    &buf, &blen, err, sizeof(err)),
+                  GRPC_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(err, "undecodable RegistrationStatus") != NULL);
+        CHECK_INT(dra_handle_prepare(&cfg, garbage, sizeof(garbage), &buf, &blen, &n, err,
+                                     sizeof(err)),
+                  GRPC_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(err, "undecodable NodePrepareResourcesRequest (6 bytes)") != NULL);
+        CHECK_INT(dra_handle_unprepare(&cfg, garbage, sizeof(garbage), &buf, &blen, &n, err,
+                                       sizeof(err)),
+                  GRPC_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(err, "undecodable NodeUnprepareResourcesRequest") != NULL);
+}
+
+static void test_draplugin_prepare_answers_each_claim_once_with_its_error(void) {
+        const char *const claims[][3] = {
+                {"default", "uid-1", "a"}, {"team", "uid-2", "b"}, {"default", "uid-1", "a"},
+                {"default", "", "c"},
+        };
+        K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodePrepareResourcesResponse *resp;
+        uint8_t *req, *buf = NULL;
+        size_t len, blen, n = 0;
+        char err[128];
+
+        req = encode_claims(claims, 4, &len);
+        CHECK_INT(dra_handle_prepare(&cfg, req, len, &buf, &blen, &n, err, sizeof(err)),
+                  GRPC_STATUS_OK);
+        CHECK_INT(n, 3);
+        resp = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__unpack(
+                NULL, blen, buf);
+        CHECK(resp != NULL);
+        if (resp && resp->n_claims == 3) {
+                CHECK_STR(resp->claims[0]->key, "uid-1");
+                CHECK(strstr(resp->claims[0]->value->error, "claim default/a (uid uid-1)") != NULL);
+                CHECK(strstr(resp->claims[0]->value->error, DRA_PREPARE_UNAVAILABLE) != NULL);
+                CHECK_INT(resp->claims[0]->value->n_devices, 0);
+                CHECK_STR(resp->claims[1]->key, "uid-2");
+                CHECK(strstr(resp->claims[1]->value->error, "team/b") != NULL);
+                CHECK_STR(resp->claims[2]->key, "");
+                CHECK(strstr(resp->claims[2]->value->error, "are all required") != NULL);
+        } else {
+                CHECK(!"three entries");
+        }
+        k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__free_unpacked(resp,
+                                                                                            NULL);
+        free(buf);
+        free(req);
+
+        /* an empty batch is an empty answer */
+        CHECK_INT(dra_handle_prepare(&cfg, (const uint8_t *) "", 0, &buf, &blen, &n, err,
+                                     sizeof(err)),
+                  GRPC_STATUS_OK);
+        CHECK_INT(n, 0);
+        CHECK_INT(blen, 0);
+        free(buf);
+}
+
+static void test_draplugin_unprepare_succeeds_for_unknown_claims(void) {
+        const char *const claims[][3] = {{"default", "uid-1", "a"}, {"x", "uid-9", "never"}};
+        K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodeUnprepareResourcesResponse *resp;
+        uint8_t *req, *buf = NULL;
+        size_t len, blen, n = 0;
+        char err[128];
+
+        req = encode_claims(claims, 2, &len); /* the same bytes as an unprepare request */
+        CHECK_INT(dra_handle_unprepare(&cfg, req, len, &buf, &blen, &n, err, sizeof(err)),
+                  GRPC_STATUS_OK);
+        CHECK_INT(n, 2);
+        resp = k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__unpack(
+                NULL, blen, buf);
+        CHECK(resp != NULL && resp->n_claims == 2);
+        if (resp && resp->n_claims == 2) {
+                CHECK_STR(resp->claims[1]->key, "uid-9");
+                CHECK_STR(resp->claims[1]->value->error, "");
+        }
+        k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__free_unpacked(
+                resp, NULL);
+        free(buf);
+        free(req);
+}
+
+static void test_draplugin_socket_paths_fit_sun_path(void) {
+        char reg[PATH_MAX], dra[PATH_MAX], longdir[120];
+        struct dra_config c = cfg;
+
+        CHECK_INT(dra_socket_paths(&c, reg, dra, sizeof(reg)), 0);
+        CHECK_STR(reg, "/var/lib/kubelet/plugins_registry/sgx.k8s.io-reg.sock");
+        CHECK_STR(dra, "/var/lib/kubelet/plugins/sgx.k8s.io/dra.sock");
+        memset(longdir, 'd', sizeof(longdir) - 1);
+        longdir[0] = '/';
+        longdir[sizeof(longdir) - 1] = '\0';
+        c.dra_dir = longdir;
+        CHECK_INT(dra_socket_paths(&c, reg, dra, sizeof(reg)), -ENAMETOOLONG);
+}
+
+static bool is_sock(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static void test_draplugin_service_binds_both_and_unlinks_only_ours(void) {
+        char dir[] = "/tmp/test-dra-XXXXXX", reg[256], dradir[256], path[PATH_MAX];
+        struct dra_plugin *d = NULL;
+        struct loop *l = NULL;
+        struct dra_config c;
+        FILE *f;
+
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(reg, sizeof(reg), "%s/reg", dir);
+        snprintf(dradir, sizeof(dradir), "%s/plugins/sgx.k8s.io", dir);
+        c = (struct dra_config){.driver = "sgx.k8s.io", .registry_dir = reg, .dra_dir = dradir};
+        CHECK_INT(loop_new(&l), 0);
+
+        /* no registry dir yet: dra.sock (and its dir) only */
+        CHECK_INT(dra_plugin_new(l, &c, &d), 0);
+        CHECK(is_sock(dra_plugin_dra_path(d)));
+        CHECK(!is_sock(dra_plugin_reg_path(d)));
+        CHECK(!dra_plugin_serving(d));
+
+        /* the kubelet makes it: the registration socket follows */
+        CHECK_INT(mkdir(reg, 0755), 0);
+        dra_plugin_resync(d);
+        CHECK(is_sock(dra_plugin_reg_path(d)));
+        CHECK(dra_plugin_serving(d));
+
+        /* removed: bound again */
+        CHECK_INT(unlink(dra_plugin_reg_path(d)), 0);
+        dra_plugin_resync(d);
+        CHECK(is_sock(dra_plugin_reg_path(d)));
+
+        /* replaced by a stranger's file: left alone, and not unlinked on free */
+        snprintf(path, sizeof(path), "%s.new", dra_plugin_dra_path(d));
+        f = fopen(path, "w");
+        CHECK(f != NULL);
+        if (f)
+                fclose(f);
+        CHECK_INT(rename(path, dra_plugin_dra_path(d)), 0);
+        dra_plugin_resync(d);
+        CHECK(!is_sock(dra_plugin_dra_path(d)));
+        snprintf(path, sizeof(path), "%s", dra_plugin_dra_path(d));
+        d = dra_plugin_free(d);
+        CHECK(d == NULL);
+        CHECK(access(path, F_OK) == 0);
+        snprintf(path, sizeof(path), "%s/sgx.k8s.io-reg.sock", reg);
+        CHECK(access(path, F_OK) != 0); /* ours: unlinked */
+
+        l = loop_free(l);
+        snprintf(path, sizeof(path), "rm -rf %s", dir);
+        CHECK_INT(system(path), 0);
+}
+
+int main(void) {
+        log_setup(LOG_LEVEL_ERROR, LOG_FORMAT_TEXT);
+        RUN(test_draplugin_info_names_driver_endpoint_and_versions);
+        RUN(test_draplugin_notify_gives_the_kubelets_reason);
+        RUN(test_draplugin_malformed_requests_are_invalid_argument);
+        RUN(test_draplugin_prepare_answers_each_claim_once_with_its_error);
+        RUN(test_draplugin_unprepare_succeeds_for_unknown_claims);
+        RUN(test_draplugin_socket_paths_fit_sun_path);
+        RUN(test_draplugin_service_binds_both_and_unlinks_only_ours);
+        return unit_done();
+}
