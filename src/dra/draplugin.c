@@ -146,8 +146,10 @@ static void prepare_error(const Claim *c, char *buf, size_t size) {
         shown(c->name, name, sizeof(name));
         shown(c->uid, uid, sizeof(uid));
         if (!c->uid[0] || !c->namespace_[0] || !c->name[0])
-                snprintf(buf, size, "claim %s/%s (uid \"%s\"): namespace, name and uid are all "
-                         "required", ns, name, uid);
+                snprintf(buf, size,
+                         "claim %s/%s (uid \"%s\"): namespace, name and uid are all "
+                         "required",
+                         ns, name, uid);
         else
                 snprintf(buf, size, "claim %s/%s (uid %s): " DRA_PREPARE_UNAVAILABLE, ns, name,
                          uid);
@@ -156,7 +158,8 @@ static void prepare_error(const Claim *c, char *buf, size_t size) {
 enum grpc_status dra_handle_prepare(const struct dra_config *cfg, const uint8_t *req, size_t len,
                                     uint8_t **ret_buf, size_t *ret_len, size_t *ret_n_claims,
                                     char *err, size_t errsz) {
-        PrepareResponse resp = K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_PREPARE_RESOURCES_RESPONSE__INIT;
+        PrepareResponse resp =
+                K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_PREPARE_RESOURCES_RESPONSE__INIT;
         PrepareEntry *entries = NULL, **entry_ptrs = NULL;
         PrepareResult *results = NULL;
         PrepareRequest *r;
@@ -196,13 +199,14 @@ enum grpc_status dra_handle_prepare(const struct dra_config *cfg, const uint8_t 
         resp.n_claims = n;
         resp.claims = entry_ptrs;
 
-        packed = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__get_packed_size(
-                &resp);
+        packed =
+                k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__get_packed_size(
+                        &resp);
         buf = out_alloc(packed);
         if (!buf)
                 goto out_oom;
-        *ret_len = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__pack(&resp,
-                                                                                              buf);
+        *ret_len = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__pack(
+                &resp, buf);
         *ret_buf = buf;
         *ret_n_claims = n;
         status = GRPC_STATUS_OK;
@@ -215,25 +219,27 @@ out_free:
         free(results);
         free(entry_ptrs);
         free(entries);
-        k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__free_unpacked(r, NULL);
+        k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__free_unpacked(r,
+                                                                                            NULL);
         (void) cfg;
         return status;
 }
 
-enum grpc_status dra_handle_unprepare(const struct dra_config *cfg, const uint8_t *req,
-                                      size_t len, uint8_t **ret_buf, size_t *ret_len,
-                                      size_t *ret_n_claims, char *err, size_t errsz) {
+enum grpc_status dra_handle_unprepare(const struct dra_config *cfg, const uint8_t *req, size_t len,
+                                      uint8_t **ret_buf, size_t *ret_len, size_t *ret_n_claims,
+                                      char *err, size_t errsz) {
         UnprepareResponse resp =
                 K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_UNPREPARE_RESOURCES_RESPONSE__INIT;
         UnprepareEntry *entries = NULL, **entry_ptrs = NULL;
-        UnprepareResult ok = K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_UNPREPARE_RESOURCE_RESPONSE__INIT;
+        UnprepareResult ok =
+                K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_UNPREPARE_RESOURCE_RESPONSE__INIT;
         UnprepareRequest *r;
         enum grpc_status status = GRPC_STATUS_INTERNAL;
         size_t n = 0, packed;
         uint8_t *buf;
 
-        r = k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_request__unpack(NULL, len,
-                                                                                           req);
+        r = k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_request__unpack(
+                NULL, len, req);
         if (!r) {
                 errline(err, errsz, "undecodable NodeUnprepareResourcesRequest (%zu bytes)", len);
                 return GRPC_STATUS_INVALID_ARGUMENT;
@@ -258,8 +264,9 @@ enum grpc_status dra_handle_unprepare(const struct dra_config *cfg, const uint8_
         resp.n_claims = n;
         resp.claims = entry_ptrs;
 
-        packed = k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__get_packed_size(
-                &resp);
+        packed =
+                k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__get_packed_size(
+                        &resp);
         buf = out_alloc(packed);
         if (!buf)
                 goto out_oom;
@@ -276,7 +283,7 @@ out_free:
         free(entry_ptrs);
         free(entries);
         k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_request__free_unpacked(r,
-                                                                                             NULL);
+                                                                                              NULL);
         (void) cfg;
         return status;
 }
@@ -284,15 +291,15 @@ out_free:
 /* ---- the service ---- */
 
 struct dra_plugin {
-        struct loop *loop;            /* borrowed */
-        struct dra_config cfg;        /* strings borrowed */
-        char reg_path[PATH_MAX];      /* <plugins-registry>/D-reg.sock */
-        char dra_path[PATH_MAX];      /* <dra-dir>/dra.sock: the endpoint */
-        struct grpc_server *reg;      /* NULL while the registry dir does not exist */
-        struct grpc_server *dra;      /* NULL until --dra-dir could be made */
-        bool reg_missing_logged;      /* "registry does not exist yet" said */
-        int dra_error;                /* last error making --dra-dir or binding, logged once */
-        bool reg_taken, dra_taken;    /* "replaced by another process's" said */
+        struct loop *loop;         /* borrowed */
+        struct dra_config cfg;     /* strings borrowed */
+        char reg_path[PATH_MAX];   /* <plugins-registry>/D-reg.sock */
+        char dra_path[PATH_MAX];   /* <dra-dir>/dra.sock: the endpoint */
+        struct grpc_server *reg;   /* NULL while the registry dir does not exist */
+        struct grpc_server *dra;   /* NULL until --dra-dir could be made */
+        bool reg_missing_logged;   /* "registry does not exist yet" said */
+        int dra_error;             /* last error making --dra-dir or binding, logged once */
+        bool reg_taken, dra_taken; /* "replaced by another process's" said */
 
         int inotify_fd;
         struct loop_source *inotify_src;
@@ -355,8 +362,9 @@ static void on_get_info(struct grpc_call *call, const uint8_t *req, size_t len, 
                 reject(d, call, d->reg_path, "GetInfo", GRPC_STATUS_INTERNAL, "out of memory");
                 return;
         }
-        log_debug(d->cfg.driver, d->reg_path, "GetInfo: endpoint %s, versions " DRA_VERSION_V1
-                  ", " DRA_VERSION_V1BETA1, d->dra_path);
+        log_debug(d->cfg.driver, d->reg_path,
+                  "GetInfo: endpoint %s, versions " DRA_VERSION_V1 ", " DRA_VERSION_V1BETA1,
+                  d->dra_path);
         reply(d, call, d->reg_path, "GetInfo", buf, blen);
 }
 
@@ -376,8 +384,8 @@ static void on_notify(struct grpc_call *call, const uint8_t *req, size_t len, vo
         }
         if (registered)
                 log_info(d->cfg.driver, d->reg_path,
-                         "registered with the kubelet as DRA driver %s, endpoint %s",
-                         d->cfg.driver, d->dra_path);
+                         "registered with the kubelet as DRA driver %s, endpoint %s", d->cfg.driver,
+                         d->dra_path);
         else
                 log_warn(d->cfg.driver, d->reg_path,
                          "the kubelet refused to register DRA driver %s: %s", d->cfg.driver,

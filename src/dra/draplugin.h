@@ -28,8 +28,8 @@
 struct loop;
 
 #define DRA_PLUGIN_TYPE "DRAPlugin"
-#define DRA_REG_SUFFIX "-reg.sock" /* <plugins-registry>/<driver>-reg.sock */
-#define DRA_SOCKET_NAME "dra.sock" /* <dra-dir>/dra.sock */
+#define DRA_REG_SUFFIX "-reg.sock"       /* <plugins-registry>/<driver>-reg.sock */
+#define DRA_SOCKET_NAME "dra.sock"       /* <dra-dir>/dra.sock */
 #define DRA_RESCAN_USEC (30u * 1000000u) /* safety-net rescan period */
 
 /* The service API versions GetInfo offers, the kubelet's newest first. */
@@ -37,8 +37,8 @@ struct loop;
 #define DRA_VERSION_V1BETA1 "v1beta1.DRAPlugin"
 
 /* The per-claim error of NodePrepareResources until prepare goes through the API server. */
-#define DRA_PREPARE_UNAVAILABLE                                                               \
-        "cannot prepare: the API server path is unavailable (this driver does not read "      \
+#define DRA_PREPARE_UNAVAILABLE                                                          \
+        "cannot prepare: the API server path is unavailable (this driver does not read " \
         "ResourceClaims yet)"
 
 /* Settings; strings borrowed, must outlive the service. */
@@ -82,9 +82,9 @@ enum grpc_status dra_handle_prepare(const struct dra_config *cfg, const uint8_t 
                                     char *err, size_t errsz);
 
 /* NodeUnprepareResources: every claim succeeds (an unknown claim is no error). As above. */
-enum grpc_status dra_handle_unprepare(const struct dra_config *cfg, const uint8_t *req,
-                                      size_t len, uint8_t **ret_buf, size_t *ret_len,
-                                      size_t *ret_n_claims, char *err, size_t errsz);
+enum grpc_status dra_handle_unprepare(const struct dra_config *cfg, const uint8_t *req, size_t len,
+                                      uint8_t **ret_buf, size_t *ret_len, size_t *ret_n_claims,
+                                      char *err, size_t errsz);
 
 /* ---- the service ---- */
 
@@ -98,7 +98,8 @@ struct dra_plugin;
  */
 int dra_plugin_new(struct loop *l, const struct dra_config *cfg, struct dra_plugin **ret);
 
-/* Closes both sockets, unlinking each only if still ours (same dev/ino). Accepts NULL, returns NULL. */
+/* Closes both sockets, unlinking each only if still ours (same dev/ino). Accepts NULL, returns
+ * NULL. */
 struct dra_plugin *dra_plugin_free(struct dra_plugin *d);
 
 /* Looks at both directories now (what an inotify event or the rescan does). */

@@ -73,6 +73,14 @@ def dra(node, workdir):
     assert not errors, "the DRA kubelet saw protocol errors: %s" % errors
 
 
+def gone(path):
+    """Removes the directory |path| at once (renamed away, then deleted): the daemon re-creating
+    its socket inside while rmtree walks it must not make the removal fail."""
+    tmp = path + ".gone"
+    os.rename(path, tmp)
+    shutil.rmtree(tmp)
+
+
 def raw_call(path, method, payload):
     """Sends |payload| bytes as the request message of |method| on the socket |path|."""
     ch = fake_dra_kubelet.dial(path, T(5))
@@ -160,9 +168,9 @@ def test_17_05_dirs_removed(dra):
     d = dra()
     d.wait_registered()
     d.kubelet.stop()
-    shutil.rmtree(d.registry)
+    gone(d.registry)
     mark = d.node.daemon.mark()
-    shutil.rmtree(os.path.dirname(d.dra_dir))
+    gone(os.path.dirname(d.dra_dir))
     sdp.poll(lambda: os.path.exists(d.dra_sock), T(5), "dra.sock re-created")
     d.node.daemon.wait_log(lambda l: "DRA socket was removed" in l.get("msg", ""), T(5), mark,
                            what="the dra.sock log line")

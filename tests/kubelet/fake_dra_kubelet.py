@@ -147,7 +147,11 @@ class FakeDraKubelet:
         """Stops, wipes the registry dir (rm -rf, mkdir) and starts the next instance."""
         self.stop()
         if wipe:
-            shutil.rmtree(self.registry, ignore_errors=True)
+            # at once: renamed away, then deleted (a plugin re-creating its socket meanwhile
+            # must not keep the directory alive)
+            tmp = self.registry + ".old"
+            os.rename(self.registry, tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(self.registry, exist_ok=True)
         self.start()
 

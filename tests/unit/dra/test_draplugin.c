@@ -44,8 +44,12 @@ static uint8_t *encode_claims(const char *const (*claims)[3], size_t n, size_t *
         }
         req.n_claims = n;
         req.claims = ptrs;
-        buf = malloc(k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__get_packed_size(&req) + 1);
-        *ret_len = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__pack(&req, buf);
+        buf = malloc(
+                k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__get_packed_size(
+                        &req) +
+                1);
+        *ret_len = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__pack(&req,
+                                                                                              buf);
         return buf;
 }
 
@@ -125,7 +129,9 @@ static void test_draplugin_malformed_requests_are_invalid_argument(void) {
 
 static void test_draplugin_prepare_answers_each_claim_once_with_its_error(void) {
         const char *const claims[][3] = {
-                {"default", "uid-1", "a"}, {"team", "uid-2", "b"}, {"default", "uid-1", "a"},
+                {"default", "uid-1", "a"},
+                {"team", "uid-2", "b"},
+                {"default", "uid-1", "a"},
                 {"default", "", "c"},
         };
         K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodePrepareResourcesResponse *resp;
@@ -153,7 +159,7 @@ static void test_draplugin_prepare_answers_each_claim_once_with_its_error(void) 
                 CHECK(!"three entries");
         }
         k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__free_unpacked(resp,
-                                                                                            NULL);
+                                                                                             NULL);
         free(buf);
         free(req);
 
