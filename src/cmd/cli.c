@@ -352,7 +352,7 @@ static const struct flag flags[] = {
         {"--label-node", NULL, NULL, ON_RUN, SECTION_LABELS, parse_on, OFF(label_node), 0, 0,
          "label this node through the Kubernetes API", NULL, "off"},
         {"--node-name", NULL, "NAME", ON_RUN, SECTION_LABELS, parse_node_name, OFF(node_name), 0, 0,
-         "the node to label", NULL, "$NODE_NAME"},
+         "the node to label, and whose ResourceSlice --dra publishes", NULL, "$NODE_NAME"},
         {"--apiserver", NULL, "URL", ON_RUN, SECTION_LABELS, parse_apiserver, OFF(apiserver), 0, 0,
          "https://HOST[:PORT]", NULL, "in-cluster, from $KUBERNETES_SERVICE_HOST and _PORT"},
         {"--token-file", NULL, "FILE", ON_RUN, SECTION_LABELS, parse_string, OFF(token_file), 0, 0,
@@ -505,22 +505,24 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                         return r;
         }
 
-        if (o.command == CLI_RUN && o.label_node) {
+        if (o.command == CLI_RUN && (o.label_node || o.dra)) {
                 const char *env = getenv("NODE_NAME"), *why;
+                const char *flag = o.label_node ? "--label-node" : "--dra";
 
                 if (!o.node_name && env && env[0]) {
                         why = check_domain(env);
                         if (why)
                                 return fail(err, errsz,
-                                            "--label-node: $NODE_NAME is not a node name (a "
+                                            "%s: $NODE_NAME is not a node name (a "
                                             "DNS subdomain: %s): '%s'",
-                                            why, env);
+                                            flag, why, env);
                         o.node_name = env;
                 }
                 if (!o.node_name)
                         return fail(err, errsz,
-                                    "--label-node: needs the node's name: pass --node-name or "
-                                    "set NODE_NAME");
+                                    "%s: needs the node's name: pass --node-name or "
+                                    "set NODE_NAME",
+                                    flag);
         }
 
         if (o.command == CLI_RUN) {

@@ -43,6 +43,7 @@
 #include "loop.h"
 #include "registration.h"
 #include "resources.h"
+#include "slices.h"
 
 #define MAX_WATCHES 5
 #define KUBELET_SOCKET "kubelet.sock"
@@ -83,6 +84,7 @@ struct plugin {
         char verdict_line[256];      /* last verdict logged */
         struct labeler *labeler;     /* NULL without --label-node */
         struct dra_plugin *dra;      /* NULL without --dra */
+        struct dra_slices *slices;   /* NULL without --dra: the node's ResourceSlice */
 
         /* kubelet */
         char kubelet_sock[PATH_MAX];
@@ -212,6 +214,12 @@ static void sync_capabilities(struct plugin *p) {
                 log_info(NULL, p->opt->dev_root, "SGX capability: %s: %s",
                          sgx_verdict_name(caps.verdict), caps.verdict_line);
                 snprintf(p->verdict_line, sizeof(p->verdict_line), "%s", caps.verdict_line);
+        }
+        if (p->slices) {
+                struct dra_pool pool;
+
+                dra_pool_desired(&caps, &p->disc, &pool);
+                dra_slices_set(p->slices, &pool);
         }
         if (!p->labeler)
                 return;
@@ -576,20 +584,44 @@ static int setup_labeler(struct plugin *p) {
         return 0;
 }
 
-/* With --dra: the DRA driver's kubelet side (src/dra/), its own sockets and watches. */
+/*
+ * With --dra: the DRA driver's kubelet side (src/dra/draplugin.c: its own sockets and watches)
+ * and the publisher of the node's ResourceSlice (src/dra/slices.c: a worker thread of its own).
+ */
 static int setup_dra(struct plugin *p) {
+        const struct node_config *opt = p->opt;
         const struct dra_config cfg = {
-                .driver = p->opt->domain,
-                .registry_dir = p->opt->plugins_registry,
-                .dra_dir = p->opt->dra_dir,
+                .driver = opt->domain,
+                .registry_dir = opt->plugins_registry,
+                .dra_dir = opt->dra_dir,
         };
+        struct dra_slices_config scfg = {
+                .driver = opt->domain,
+                .node_name = opt->node_name,
+                .interval_ms = opt->label_interval_ms,
+        };
+        char err[512] = "";
         int r;
 
-        if (!p->opt->dra)
+        if (!opt->dra)
                 return 0;
+        r = api_config_init(&scfg.api, opt->apiserver, opt->token_file, opt->ca_file,
+                            opt->api_timeout_ms, err, sizeof(err));
+        if (r < 0) {
+                log_error(opt->domain, opt->apiserver, "cannot publish ResourceSlices: %s",
+                          err[0] ? err : strerror(-r));
+                return r;
+        }
+        mallopt(M_ARENA_MAX, 1); /* before the worker exists: see setup_labeler() */
+        r = dra_slices_start(&scfg, &p->slices);
+        if (r < 0) {
+                log_error(opt->domain, NULL, "cannot start the ResourceSlice publisher: %s",
+                          strerror(-r));
+                return r;
+        }
         r = dra_plugin_new(p->loop, &cfg, &p->dra);
         if (r < 0)
-                log_error(p->opt->domain, p->opt->dra_dir, "cannot start the DRA driver: %s",
+                log_error(opt->domain, opt->dra_dir, "cannot start the DRA driver: %s",
                           strerror(-r));
         return r;
 }
@@ -665,6 +697,7 @@ struct plugin *plugin_free(struct plugin *p) {
         if (!p)
                 return NULL;
         p->dra = dra_plugin_free(p->dra);
+        p->slices = dra_slices_stop(p->slices);
         p->labeler = labeler_stop(p->labeler);
         for (size_t i = 0; i < p->n_res; i++) {
                 p->res[i].svc = dp_service_free(p->res[i].svc);

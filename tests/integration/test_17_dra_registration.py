@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -58,8 +59,11 @@ def dra(node, workdir):
         k = FakeDraKubelet(registry, driver=DRIVER, dial_timeout=T(5))
         if start_kubelet:
             k.start()
-        n = node(args=["--dra", "--plugins-registry", registry, "--dra-dir", dra_dir] +
-                 list(args), wait=wait_dp)
+        # no API server here (test_17_dra_slices.py has one): the slice publisher retries
+        n = node(args=["--dra", "--plugins-registry", registry, "--dra-dir", dra_dir,
+                       "--node-name", "node-1", "--apiserver", "https://127.0.0.1:9",
+                       "--token-file", os.path.join(workdir, "no-token")] + list(args),
+                 wait=wait_dp)
         d = Dra(n, k, registry, dra_dir)
         made.append(d)
         return d
@@ -248,11 +252,16 @@ def test_17_08_exit_unlinks_only_ours(dra):
 def test_17_09_flags(binary, workdir):
     r = sdp.run_cli(["--no-device-plugin"])
     assert r.returncode != 0 and "--no-device-plugin: needs --dra" in r.stderr
-    r = sdp.run_cli(["--dra", "--dra-dir", "/" + "d" * 120])
+    r = sdp.run_cli(["--dra", "--node-name", "n1", "--dra-dir", "/" + "d" * 120])
     assert r.returncode != 0 and "--dra-dir: too long for a unix socket" in r.stderr
-    r = sdp.run_cli(["--dra", "--plugins-registry", "/" + "r" * 100])
+    r = sdp.run_cli(["--dra", "--node-name", "n1", "--plugins-registry", "/" + "r" * 100])
     assert r.returncode != 0 and "--plugins-registry: too long for a unix socket" in r.stderr
-    r = sdp.run_cli(["--dra", "--dra-dir", "relative/dir"])
+    r = sdp.run_cli(["--dra", "--node-name", "n1", "--dra-dir", "relative/dir"])
     assert r.returncode != 0 and "--dra-dir: expected an absolute path" in r.stderr
+    env = dict(os.environ)
+    env.pop("NODE_NAME", None)
+    r = subprocess.run([sdp.BINARY, "--dra"], capture_output=True, text=True, env=env,
+                       timeout=T(10))
+    assert r.returncode != 0 and "--dra: needs the node's name" in r.stderr
     r = sdp.run_cli(["--help"])
     assert "/var/lib/kubelet/plugins_registry" in r.stdout and "--no-device-plugin" in r.stdout
