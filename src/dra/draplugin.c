@@ -3,10 +3,11 @@
  * DRAPlugin answers, and the service that serves them on D-reg.sock and dra.sock and keeps both
  * sockets there.
  *
- * Owns: the PluginInfo we give, the per-claim answers of NodePrepareResources and
- * NodeUnprepareResources, the two grpc_servers, the inotify watches on --plugins-registry and
- * --dra-dir and the safety-net rescan. Leaves to others: HTTP/2 and gRPC framing (grpc_server.c),
- * the node's devices and the API server (node/plugin.c hands them over in later steps).
+ * Owns: the PluginInfo we give, the decoding of NodePrepareResources and NodeUnprepareResources
+ * and the calls waiting for their answers, the two grpc_servers, the inotify watches on
+ * --plugins-registry and --dra-dir and the safety-net rescan. Leaves to others: HTTP/2 and gRPC
+ * framing (grpc_server.c), reading claims and the checkpoint (claims.c's worker, whose answers
+ * come back through the loop), the ResourceSlices (slices.c).
  *
  * Level-triggered like plugin.c: every event and the rescan run one resync that looks at both
  * directories and re-binds a socket whose path is gone, dra.sock first. A path that names
@@ -28,6 +29,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "claims.h"
 #include "dra_v1.pb-c.h"
 #include "grpc_server.h"
 #include "log.h"
@@ -36,24 +38,13 @@
 #include "text.h"
 
 /* The v1 messages, which v1beta1 shares byte for byte. */
-typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__Claim Claim;
 typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodePrepareResourcesRequest PrepareRequest;
-typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodePrepareResourcesResponse PrepareResponse;
-typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodePrepareResourcesResponse__ClaimsEntry
-        PrepareEntry;
-typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodePrepareResourceResponse PrepareResult;
-typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodeUnprepareResourcesRequest UnprepareRequest;
-typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodeUnprepareResourcesResponse UnprepareResponse;
-typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodeUnprepareResourcesResponse__ClaimsEntry
-        UnprepareEntry;
-typedef K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodeUnprepareResourceResponse UnprepareResult;
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1)
 #define MAX_WATCHES 4
 #define WATCH_MASK                                                                             \
         (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | \
          IN_ONLYDIR)
-#define ERR_MAX 512 /* one per-claim error string */
 
 int dra_socket_paths(const struct dra_config *cfg, char *reg, char *dra, size_t size) {
         size_t max = size - 1 < SUN_PATH_MAX ? size - 1 : SUN_PATH_MAX;
@@ -69,13 +60,6 @@ int dra_socket_paths(const struct dra_config *cfg, char *reg, char *dra, size_t 
 /* A response buffer: malloc(0) may be NULL, so an empty message still gets one byte. */
 static uint8_t *out_alloc(size_t len) {
         return malloc(len ? len : 1);
-}
-
-/* Copies an untrusted string for a message: printable ASCII only, at most 64 characters. */
-static void shown(const char *s, char *buf, size_t size) {
-        size_t n = strnlen(s, 65);
-
-        text_printable(s, n, buf, size);
 }
 
 /* ---- Registration ---- */
@@ -130,165 +114,51 @@ enum grpc_status dra_handle_notify(const uint8_t *req, size_t len, bool *ret_reg
 
 /* ---- DRAPlugin ---- */
 
-/* True when an earlier claim of |claims| has the UID of claims[i]. */
-static bool uid_seen(Claim **claims, size_t i) {
-        for (size_t j = 0; j < i; j++)
-                if (strcmp(claims[j]->uid, claims[i]->uid) == 0)
-                        return true;
-        return false;
-}
-
-/* The error for one claim of a prepare: what is missing in it, or that prepare is unavailable. */
-static void prepare_error(const Claim *c, char *buf, size_t size) {
-        char ns[80], name[80], uid[80];
-
-        shown(c->namespace_, ns, sizeof(ns));
-        shown(c->name, name, sizeof(name));
-        shown(c->uid, uid, sizeof(uid));
-        if (!c->uid[0] || !c->namespace_[0] || !c->name[0])
-                snprintf(buf, size,
-                         "claim %s/%s (uid \"%s\"): namespace, name and uid are all "
-                         "required",
-                         ns, name, uid);
-        else
-                snprintf(buf, size, "claim %s/%s (uid %s): " DRA_PREPARE_UNAVAILABLE, ns, name,
-                         uid);
-}
-
-enum grpc_status dra_handle_prepare(const struct dra_config *cfg, const uint8_t *req, size_t len,
-                                    uint8_t **ret_buf, size_t *ret_len, size_t *ret_n_claims,
-                                    char *err, size_t errsz) {
-        PrepareResponse resp =
-                K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_PREPARE_RESOURCES_RESPONSE__INIT;
-        PrepareEntry *entries = NULL, **entry_ptrs = NULL;
-        PrepareResult *results = NULL;
+enum grpc_status dra_decode_claims(const uint8_t *req, size_t len, const char *what,
+                                   struct dra_claim_ref **ret_refs, size_t *ret_n, void **ret_msg,
+                                   char *err, size_t errsz) {
         PrepareRequest *r;
-        enum grpc_status status = GRPC_STATUS_INTERNAL;
-        char *errors = NULL;
-        size_t n = 0, packed;
-        uint8_t *buf;
+        struct dra_claim_ref *refs;
 
+        /* NodeUnprepareResourcesRequest has the same single field: one decoder for both */
         r = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__unpack(NULL, len,
                                                                                          req);
         if (!r) {
-                errline(err, errsz, "undecodable NodePrepareResourcesRequest (%zu bytes)", len);
+                errline(err, errsz, "undecodable %s (%zu bytes)", what, len);
                 return GRPC_STATUS_INVALID_ARGUMENT;
         }
-        if (r->n_claims > 0) {
-                entries = calloc(r->n_claims, sizeof(*entries));
-                entry_ptrs = calloc(r->n_claims, sizeof(*entry_ptrs));
-                results = calloc(r->n_claims, sizeof(*results));
-                errors = malloc(r->n_claims * ERR_MAX);
-                if (!entries || !entry_ptrs || !results || !errors)
-                        goto out_oom;
+        refs = calloc(r->n_claims ? r->n_claims : 1, sizeof(*refs));
+        if (!refs) {
+                k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__free_unpacked(
+                        r, NULL);
+                errline(err, errsz, "out of memory");
+                return GRPC_STATUS_INTERNAL;
         }
-        for (size_t i = 0; i < r->n_claims; i++) {
-                if (uid_seen(r->claims, i))
-                        continue;
-                k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__claims_entry__init(
-                        &entries[n]);
-                k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resource_response__init(
-                        &results[n]);
-                prepare_error(r->claims[i], errors + n * ERR_MAX, ERR_MAX);
-                results[n].error = errors + n * ERR_MAX;
-                entries[n].key = r->claims[i]->uid;
-                entries[n].value = &results[n];
-                entry_ptrs[n] = &entries[n];
-                n++;
-        }
-        resp.n_claims = n;
-        resp.claims = entry_ptrs;
-
-        packed =
-                k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__get_packed_size(
-                        &resp);
-        buf = out_alloc(packed);
-        if (!buf)
-                goto out_oom;
-        *ret_len = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__pack(
-                &resp, buf);
-        *ret_buf = buf;
-        *ret_n_claims = n;
-        status = GRPC_STATUS_OK;
-        goto out_free;
-
-out_oom:
-        errline(err, errsz, "out of memory");
-out_free:
-        free(errors);
-        free(results);
-        free(entry_ptrs);
-        free(entries);
-        k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__free_unpacked(r,
-                                                                                            NULL);
-        (void) cfg;
-        return status;
+        for (size_t i = 0; i < r->n_claims; i++)
+                refs[i] = (struct dra_claim_ref){.ns = r->claims[i]->namespace_,
+                                                 .uid = r->claims[i]->uid,
+                                                 .name = r->claims[i]->name};
+        *ret_refs = refs;
+        *ret_n = r->n_claims;
+        *ret_msg = r;
+        return GRPC_STATUS_OK;
 }
 
-enum grpc_status dra_handle_unprepare(const struct dra_config *cfg, const uint8_t *req, size_t len,
-                                      uint8_t **ret_buf, size_t *ret_len, size_t *ret_n_claims,
-                                      char *err, size_t errsz) {
-        UnprepareResponse resp =
-                K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_UNPREPARE_RESOURCES_RESPONSE__INIT;
-        UnprepareEntry *entries = NULL, **entry_ptrs = NULL;
-        UnprepareResult ok =
-                K8S__IO__KUBELET__PKG__APIS__DRA__V1__NODE_UNPREPARE_RESOURCE_RESPONSE__INIT;
-        UnprepareRequest *r;
-        enum grpc_status status = GRPC_STATUS_INTERNAL;
-        size_t n = 0, packed;
-        uint8_t *buf;
-
-        r = k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_request__unpack(
-                NULL, len, req);
-        if (!r) {
-                errline(err, errsz, "undecodable NodeUnprepareResourcesRequest (%zu bytes)", len);
-                return GRPC_STATUS_INVALID_ARGUMENT;
-        }
-        if (r->n_claims > 0) {
-                entries = calloc(r->n_claims, sizeof(*entries));
-                entry_ptrs = calloc(r->n_claims, sizeof(*entry_ptrs));
-                if (!entries || !entry_ptrs)
-                        goto out_oom;
-        }
-        /* nothing was prepared: every claim, known or not, is unprepared */
-        for (size_t i = 0; i < r->n_claims; i++) {
-                if (uid_seen(r->claims, i))
-                        continue;
-                k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__claims_entry__init(
-                        &entries[n]);
-                entries[n].key = r->claims[i]->uid;
-                entries[n].value = &ok;
-                entry_ptrs[n] = &entries[n];
-                n++;
-        }
-        resp.n_claims = n;
-        resp.claims = entry_ptrs;
-
-        packed =
-                k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__get_packed_size(
-                        &resp);
-        buf = out_alloc(packed);
-        if (!buf)
-                goto out_oom;
-        *ret_len = k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__pack(
-                &resp, buf);
-        *ret_buf = buf;
-        *ret_n_claims = n;
-        status = GRPC_STATUS_OK;
-        goto out_free;
-
-out_oom:
-        errline(err, errsz, "out of memory");
-out_free:
-        free(entry_ptrs);
-        free(entries);
-        k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_request__free_unpacked(r,
-                                                                                              NULL);
-        (void) cfg;
-        return status;
+void dra_claims_msg_free(void *msg) {
+        if (msg)
+                k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__free_unpacked(
+                        msg, NULL);
 }
 
 /* ---- the service ---- */
+
+/* A NodePrepareResources / NodeUnprepareResources call waiting for its job. */
+struct pending {
+        uint64_t job;
+        struct grpc_call *call; /* NULL once the call ended (the kubelet gave up) */
+        char method[64];
+        uint64_t started_usec;
+};
 
 struct dra_plugin {
         struct loop *loop;         /* borrowed */
@@ -300,6 +170,9 @@ struct dra_plugin {
         bool reg_missing_logged;   /* "registry does not exist yet" said */
         int dra_error;             /* last error making --dra-dir or binding, logged once */
         bool reg_taken, dra_taken; /* "replaced by another process's" said */
+        struct dra_claims *claims; /* the worker that prepares */
+        struct pending *pending;   /* calls waiting for the worker */
+        size_t n_pending, n_pending_alloc;
 
         int inotify_fd;
         struct loop_source *inotify_src;
@@ -393,39 +266,97 @@ static void on_notify(struct grpc_call *call, const uint8_t *req, size_t len, vo
         reply(d, call, d->reg_path, "NotifyRegistrationStatus", buf, blen);
 }
 
-static void on_prepare(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata) {
-        struct dra_plugin *d = userdata;
+/* Hands the claims of a prepare or unprepare to the worker; the call waits for on_job_done. */
+static void submit(struct dra_plugin *d, struct grpc_call *call, const uint8_t *req, size_t len,
+                   enum dra_job_kind kind, const char *what) {
+        struct dra_claim_ref *refs = NULL;
         char err[256], method[64];
         enum grpc_status st;
-        size_t blen, n;
-        uint8_t *buf;
+        void *msg = NULL;
+        uint64_t job;
+        size_t n = 0;
+        int r;
 
         method_name(call, method, sizeof(method));
-        st = dra_handle_prepare(&d->cfg, req, len, &buf, &blen, &n, err, sizeof(err));
+        st = dra_decode_claims(req, len, what, &refs, &n, &msg, err, sizeof(err));
         if (st != GRPC_STATUS_OK) {
                 reject(d, call, d->dra_path, method, st, err);
                 return;
         }
-        log_warn(d->cfg.driver, d->dra_path, "%s: %zu claim(s) not prepared: %s", method, n,
-                 DRA_PREPARE_UNAVAILABLE);
-        reply(d, call, d->dra_path, method, buf, blen);
+        if (d->n_pending == d->n_pending_alloc) {
+                size_t na = d->n_pending_alloc ? d->n_pending_alloc * 2 : 4;
+                struct pending *a = realloc(d->pending, na * sizeof(*a));
+
+                if (!a) {
+                        reject(d, call, d->dra_path, method, GRPC_STATUS_INTERNAL, "out of memory");
+                        goto out_free;
+                }
+                d->pending = a;
+                d->n_pending_alloc = na;
+        }
+        r = dra_claims_submit(d->claims, kind, refs, n, &job);
+        if (r < 0) {
+                reject(d, call, d->dra_path, method, GRPC_STATUS_INTERNAL, "out of memory");
+                goto out_free;
+        }
+        d->pending[d->n_pending] =
+                (struct pending){.job = job, .call = call, .started_usec = loop_now_usec()};
+        snprintf(d->pending[d->n_pending].method, sizeof(d->pending[0].method), "%s", method);
+        d->n_pending++;
+        grpc_call_set_userdata(call, d); /* marks it as waiting, for on_call_closed */
+        log_debug(d->cfg.driver, d->dra_path, "%s: %zu claim(s) handed to the worker", method, n);
+out_free:
+        free(refs);
+        dra_claims_msg_free(msg);
+}
+
+static void on_prepare(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        submit(userdata, call, req, len, DRA_JOB_PREPARE, "NodePrepareResourcesRequest");
 }
 
 static void on_unprepare(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata) {
-        struct dra_plugin *d = userdata;
-        char err[256], method[64];
-        enum grpc_status st;
-        size_t blen, n;
-        uint8_t *buf;
+        submit(userdata, call, req, len, DRA_JOB_UNPREPARE, "NodeUnprepareResourcesRequest");
+}
 
-        method_name(call, method, sizeof(method));
-        st = dra_handle_unprepare(&d->cfg, req, len, &buf, &blen, &n, err, sizeof(err));
-        if (st != GRPC_STATUS_OK) {
-                reject(d, call, d->dra_path, method, st, err);
+/* The worker answered job |job|: send it on its call, if the kubelet still waits. */
+static void on_job_done(void *userdata, uint64_t job, const uint8_t *resp, size_t len) {
+        struct dra_plugin *d = userdata;
+        struct pending p;
+        size_t i;
+        int r;
+
+        for (i = 0; i < d->n_pending && d->pending[i].job != job; i++)
+                ;
+        if (i == d->n_pending)
+                return;
+        p = d->pending[i];
+        d->pending[i] = d->pending[--d->n_pending];
+        if (!p.call) {
+                log_warn(d->cfg.driver, d->dra_path,
+                         "%s: answered after %.1f s, but the kubelet no longer waits; it will ask "
+                         "again",
+                         p.method, (double) (loop_now_usec() - p.started_usec) / 1e6);
                 return;
         }
-        log_info(d->cfg.driver, d->dra_path, "%s: %zu claim(s) unprepared", method, n);
-        reply(d, call, d->dra_path, method, buf, blen);
+        grpc_call_set_userdata(p.call, NULL);
+        if (!resp) {
+                reject(d, p.call, d->dra_path, p.method, GRPC_STATUS_INTERNAL, "out of memory");
+                return;
+        }
+        r = grpc_call_reply(p.call, resp, len);
+        if (r < 0 && r != -EPIPE)
+                log_warn(d->cfg.driver, d->dra_path, "%s: cannot send the answer: %s", p.method,
+                         strerror(-r));
+}
+
+static void on_call_closed(struct grpc_call *call, bool by_peer, void *userdata) {
+        struct dra_plugin *d = userdata;
+
+        if (grpc_call_get_userdata(call) != d)
+                return; /* answered, or no job */
+        for (size_t i = 0; i < d->n_pending; i++)
+                if (d->pending[i].call == call)
+                        d->pending[i].call = NULL;
 }
 
 /* ---- directories and watches ---- */
@@ -539,6 +470,7 @@ static int sync_server(struct dra_plugin *d, struct grpc_server **srv, const cha
         const struct grpc_server_config gcfg = {
                 .methods = methods,
                 .n_methods = n_methods,
+                .on_call_closed = on_call_closed,
                 .userdata = d,
                 .max_recv_msg = 0,
                 .log_resource = d->cfg.driver,
@@ -650,6 +582,20 @@ int dra_plugin_new(struct loop *l, const struct dra_config *cfg, struct dra_plug
         r = dra_socket_paths(cfg, d->reg_path, d->dra_path, sizeof(d->reg_path));
         if (r < 0)
                 goto out_free;
+        r = make_dirs(cfg->dra_dir, 0750); /* the checkpoint's home; sync_dra() says why not */
+        if (r < 0)
+                log_debug(cfg->driver, cfg->dra_dir, "cannot make the directory: %s", strerror(-r));
+        const struct dra_claims_config ccfg = {
+                .driver = cfg->driver,
+                .pool = cfg->pool ? cfg->pool : "",
+                .dra_dir = cfg->dra_dir,
+                .api = cfg->api,
+                .on_done = on_job_done,
+                .userdata = d,
+        };
+        r = dra_claims_start(l, &ccfg, &d->claims);
+        if (r < 0)
+                goto out_free;
 
         d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (d->inotify_fd < 0) {
@@ -680,7 +626,9 @@ struct dra_plugin *dra_plugin_free(struct dra_plugin *d) {
                 return NULL;
         /* the registration first: the kubelet must not find us while dra.sock goes */
         d->reg = grpc_server_free(d->reg);
-        d->dra = grpc_server_free(d->dra);
+        d->dra = grpc_server_free(d->dra); /* ends the waiting calls (on_call_closed) */
+        d->claims = dra_claims_stop(d->claims);
+        free(d->pending);
         d->rescan = loop_source_free(d->rescan);
         d->inotify_src = loop_source_free(d->inotify_src);
         if (d->inotify_fd >= 0)

@@ -13,9 +13,8 @@
  * the kubelet dials the endpoint as soon as it has registered us. A socket replaced by another
  * process's is left to it.
  *
- * Preparing claims needs the ResourceClaim from the API server (a later step, on a worker
- * thread): until that exists, every claim of NodePrepareResources gets a per-claim error saying
- * so, and NodeUnprepareResources succeeds for every claim (nothing was ever prepared).
+ * NodePrepareResources and NodeUnprepareResources are decoded here (malformed protobuf is
+ * INVALID_ARGUMENT at once) and answered by claims.c's worker: the call waits, the loop does not.
  */
 #pragma once
 
@@ -26,6 +25,8 @@
 #include "grpc_status.h"
 
 struct loop;
+struct api_config;
+struct dra_claim_ref;
 
 #define DRA_PLUGIN_TYPE "DRAPlugin"
 #define DRA_REG_SUFFIX "-reg.sock"       /* <plugins-registry>/<driver>-reg.sock */
@@ -36,16 +37,13 @@ struct loop;
 #define DRA_VERSION_V1 "v1.DRAPlugin"
 #define DRA_VERSION_V1BETA1 "v1beta1.DRAPlugin"
 
-/* The per-claim error of NodePrepareResources until prepare goes through the API server. */
-#define DRA_PREPARE_UNAVAILABLE                                                          \
-        "cannot prepare: the API server path is unavailable (this driver does not read " \
-        "ResourceClaims yet)"
-
 /* Settings; strings borrowed, must outlive the service. */
 struct dra_config {
-        const char *driver;       /* D: the driver name, "sgx.k8s.io" */
-        const char *registry_dir; /* the kubelet's plugins_registry directory */
-        const char *dra_dir;      /* our directory, absolute: dra.sock (and later checkpoints) */
+        const char *driver;           /* D: the driver name, "sgx.k8s.io" */
+        const char *registry_dir;     /* the kubelet's plugins_registry directory */
+        const char *dra_dir;          /* our directory, absolute: dra.sock and checkpoint.json */
+        const char *pool;             /* our pool: the node's name */
+        const struct api_config *api; /* where claims are read; NULL: nowhere (each fails) */
 };
 
 /*
@@ -72,29 +70,26 @@ enum grpc_status dra_handle_notify(const uint8_t *req, size_t len, bool *ret_reg
                                    size_t *ret_len, char *err, size_t errsz);
 
 /*
- * NodePrepareResources (v1 and v1beta1 share the messages): one entry per claim UID, each with
- * its own error string (a claim without a UID is answered under the empty key; a UID repeated in
- * the request is answered once). *ret_n_claims counts the claims answered. INVALID_ARGUMENT
- * (undecodable), INTERNAL (out of memory); otherwise OK: a bad claim never fails the batch.
+ * Decodes a NodePrepareResourcesRequest or NodeUnprepareResourcesRequest (the same bytes:
+ * repeated Claim claims = 1) into *ret_refs (*ret_n entries, caller frees the array) pointing
+ * into *ret_msg (free with dra_claims_msg_free()). INVALID_ARGUMENT (undecodable: |err| says
+ * which message) or INTERNAL (out of memory).
  */
-enum grpc_status dra_handle_prepare(const struct dra_config *cfg, const uint8_t *req, size_t len,
-                                    uint8_t **ret_buf, size_t *ret_len, size_t *ret_n_claims,
-                                    char *err, size_t errsz);
-
-/* NodeUnprepareResources: every claim succeeds (an unknown claim is no error). As above. */
-enum grpc_status dra_handle_unprepare(const struct dra_config *cfg, const uint8_t *req, size_t len,
-                                      uint8_t **ret_buf, size_t *ret_len, size_t *ret_n_claims,
-                                      char *err, size_t errsz);
+enum grpc_status dra_decode_claims(const uint8_t *req, size_t len, const char *what,
+                                   struct dra_claim_ref **ret_refs, size_t *ret_n, void **ret_msg,
+                                   char *err, size_t errsz);
+void dra_claims_msg_free(void *msg);
 
 /* ---- the service ---- */
 
 struct dra_plugin;
 
 /*
- * Creates the service: makes --dra-dir (mode 0750, parents too) when missing, binds dra.sock,
- * then D-reg.sock when the registry directory exists (else logs and waits for it), and watches
- * both. Returns 0, -ENAMETOOLONG, -ENOMEM, -errno of inotify or the loop. A socket that cannot be
- * bound now is logged and tried again on the next change.
+ * Creates the service: makes --dra-dir (mode 0750, parents too) when missing, starts the claims
+ * worker (loading the checkpoint), binds dra.sock, then D-reg.sock when the registry directory
+ * exists (else logs and waits for it), and watches both. Returns 0, -ENAMETOOLONG, -ENOMEM,
+ * -errno of inotify, the loop or the worker. A socket that cannot be bound now is logged and
+ * tried again on the next change.
  */
 int dra_plugin_new(struct loop *l, const struct dra_config *cfg, struct dra_plugin **ret);
 

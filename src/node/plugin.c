@@ -585,15 +585,17 @@ static int setup_labeler(struct plugin *p) {
 }
 
 /*
- * With --dra: the DRA driver's kubelet side (src/dra/draplugin.c: its own sockets and watches)
- * and the publisher of the node's ResourceSlice (src/dra/slices.c: a worker thread of its own).
+ * With --dra: the DRA driver's kubelet side (src/dra/draplugin.c: its own sockets and watches,
+ * and claims.c's worker, which reads claims and checkpoints them) and the publisher of the
+ * node's ResourceSlice (src/dra/slices.c: a worker thread of its own).
  */
 static int setup_dra(struct plugin *p) {
         const struct node_config *opt = p->opt;
-        const struct dra_config cfg = {
+        struct dra_config cfg = {
                 .driver = opt->domain,
                 .registry_dir = opt->plugins_registry,
                 .dra_dir = opt->dra_dir,
+                .pool = opt->node_name,
         };
         struct dra_slices_config scfg = {
                 .driver = opt->domain,
@@ -619,6 +621,7 @@ static int setup_dra(struct plugin *p) {
                           strerror(-r));
                 return r;
         }
+        cfg.api = &scfg.api; /* claims are read where the slices go */
         r = dra_plugin_new(p->loop, &cfg, &p->dra);
         if (r < 0)
                 log_error(opt->domain, opt->dra_dir, "cannot start the DRA driver: %s",

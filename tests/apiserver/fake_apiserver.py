@@ -14,7 +14,8 @@ resource.k8s.io/v1 resourceslices collection: create (POST, with generateName cu
 characters plus 5 random ones, as the real server does), list (GET, fieldSelector on
 spec.driver, spec.nodeName and spec.pool.name), update (PUT, 409 on a stale resourceVersion),
 delete (DELETE, with uid/resourceVersion preconditions: 409 when they do not hold), each slice
-checked against the v1 validation rules a driver can break (check_slice()).
+checked against the v1 validation rules a driver can break (check_slice()); and GET of
+resourceclaims (/apis/resource.k8s.io/v1/namespaces/NS/resourceclaims/NAME), made by add_claim().
 
 Run by /usr/bin/python3 (Debian's python3-h2). Every accessor is thread-safe.
 """
@@ -205,6 +206,7 @@ def merge_labels(labels, patch):
 # ---- resource.k8s.io/v1 ResourceSlices ----
 
 SLICES = "/apis/resource.k8s.io/v1/resourceslices"
+CLAIMS = re.compile(r"^/apis/resource\.k8s\.io/v1/namespaces/([^/]+)/resourceclaims/([^/?]+)$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -349,6 +351,7 @@ class FakeApiServer:
         self.slice_rv = 1000  # resourceVersions of slices
         self.slice_history = []  # (name, verb, pool generation) for each successful write
         self.rbac_deny_slices = False  # 403 every resourceslices request
+        self.claims = {}  # (namespace, name) -> ResourceClaim
         self._inject = []  # ("status", code, message) / ("hang",) for the next requests
         self._hang_tls = 0  # this many next connections never get a TLS handshake
         self.requests = []
@@ -539,6 +542,22 @@ class FakeApiServer:
         self.cond.notify_all()
         return obj
 
+    def add_claim(self, ns, name, uid=None, results=None, allocated=True):
+        """Makes a ResourceClaim; |results| [(request, driver, pool, device)] for its allocation
+        (none: not allocated). Returns it."""
+        obj = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+               "metadata": {"name": name, "namespace": ns, "uid": uid or str(uuid.uuid4()),
+                            "resourceVersion": "1"},
+               "spec": {"devices": {"requests": [{"name": r[0]} for r in results or []]}},
+               "status": {}}
+        if allocated and results is not None:
+            obj["status"]["allocation"] = {"devices": {"results": [
+                {"request": r[0], "driver": r[1], "pool": r[2], "device": r[3]}
+                for r in results]}}
+        with self.cond:
+            self.claims[(ns, name)] = obj
+        return obj
+
     def _slices(self, req):
         """The resourceslices collection (under the lock)."""
         if self.rbac_deny_slices:
@@ -662,6 +681,16 @@ class FakeApiServer:
                 return self._finish(req, 400, status_body(400, "BadRequest", "; ".join(problems)))
             if req.path.startswith(SLICES):
                 return self._slices(req)
+            m = CLAIMS.match(req.path)
+            if m:
+                obj = self.claims.get((m.group(1), m.group(2)))
+                if req.method != "GET":
+                    return self._finish(req, 405, status_body(405, "MethodNotAllowed",
+                                                              req.method))
+                if obj is None:
+                    return self._finish(req, 404, status_body(404, "NotFound", (
+                        'resourceclaims.resource.k8s.io "%s" not found') % m.group(2)))
+                return self._finish(req, 200, json.dumps(obj))
             if req.path != self.node_path:
                 return self._finish(req, 404, status_body(404, "NotFound", 'nodes "%s" not found'
                                                           % req.path[len("/api/v1/nodes/"):]))
@@ -845,7 +874,7 @@ class FakeApiServer:
     def _decide(self, req):
         """Checks |req|, applies it, records it; returns (status, body), or ("hang" or "close",
         None) for an injected non-answer."""
-        if req.path and (req.path.startswith(SLICES) or (
+        if req.path and (req.path.startswith(SLICES) or CLAIMS.match(req.path) or (
                 req.method == "GET" and req.path.startswith("/api/v1/nodes/"))):
             return self._decide_dra(req)
         problems = req.problems

@@ -1,7 +1,8 @@
 /*
  * test_draplugin.c - the pure DRA handlers of draplugin.c, without sockets: the PluginInfo of
- * GetInfo, NotifyRegistrationStatus, NodePrepareResources and NodeUnprepareResources answers
- * (decoded with protobuf-c and checked field by field), malformed input, the socket paths. Then
+ * GetInfo, NotifyRegistrationStatus, the decoding of NodePrepareResources and
+ * NodeUnprepareResources requests (answered by claims.c: test_claims.c), malformed input, the
+ * socket paths. Then
  * the service on temp directories: both sockets bound, the registration socket only once the
  * registry directory exists, a removed socket bound again, and on free only our own unlinked.
  */
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "claims.h"
 #include "dra_v1.pb-c.h"
 #include "draplugin.h"
 #include "log.h"
@@ -108,92 +110,52 @@ static void test_draplugin_notify_gives_the_kubelets_reason(void) {
 
 static void test_draplugin_malformed_requests_are_invalid_argument(void) {
         const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
+        struct dra_claim_ref *refs = NULL;
         uint8_t *buf = NULL;
         char reason[64], err[128];
-        size_t blen, n;
+        void *msg = NULL;
         bool registered;
+        size_t blen, n;
 
         CHECK_INT(dra_handle_notify(garbage, sizeof(garbage), &registered, reason, sizeof(reason),
                                     &buf, &blen, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "undecodable RegistrationStatus") != NULL);
-        CHECK_INT(dra_handle_prepare(&cfg, garbage, sizeof(garbage), &buf, &blen, &n, err,
-                                     sizeof(err)),
+        CHECK_INT(dra_decode_claims(garbage, sizeof(garbage), "NodePrepareResourcesRequest", &refs,
+                                    &n, &msg, err, sizeof(err)),
                   GRPC_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(err, "undecodable NodePrepareResourcesRequest (6 bytes)") != NULL);
-        CHECK_INT(dra_handle_unprepare(&cfg, garbage, sizeof(garbage), &buf, &blen, &n, err,
-                                       sizeof(err)),
-                  GRPC_STATUS_INVALID_ARGUMENT);
-        CHECK(strstr(err, "undecodable NodeUnprepareResourcesRequest") != NULL);
+        CHECK(refs == NULL && msg == NULL);
 }
 
-static void test_draplugin_prepare_answers_each_claim_once_with_its_error(void) {
-        const char *const claims[][3] = {
-                {"default", "uid-1", "a"},
-                {"team", "uid-2", "b"},
-                {"default", "uid-1", "a"},
-                {"default", "", "c"},
-        };
-        K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodePrepareResourcesResponse *resp;
-        uint8_t *req, *buf = NULL;
-        size_t len, blen, n = 0;
+static void test_draplugin_decodes_the_claims(void) {
+        const char *const claims[][3] = {{"default", "uid-1", "a"}, {"team", "uid-2", "b"}};
+        struct dra_claim_ref *refs = NULL;
+        void *msg = NULL;
+        size_t len, n = 0;
         char err[128];
+        uint8_t *req;
 
-        req = encode_claims(claims, 4, &len);
-        CHECK_INT(dra_handle_prepare(&cfg, req, len, &buf, &blen, &n, err, sizeof(err)),
-                  GRPC_STATUS_OK);
-        CHECK_INT(n, 3);
-        resp = k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__unpack(
-                NULL, blen, buf);
-        CHECK(resp != NULL);
-        if (resp && resp->n_claims == 3) {
-                CHECK_STR(resp->claims[0]->key, "uid-1");
-                CHECK(strstr(resp->claims[0]->value->error, "claim default/a (uid uid-1)") != NULL);
-                CHECK(strstr(resp->claims[0]->value->error, DRA_PREPARE_UNAVAILABLE) != NULL);
-                CHECK_INT(resp->claims[0]->value->n_devices, 0);
-                CHECK_STR(resp->claims[1]->key, "uid-2");
-                CHECK(strstr(resp->claims[1]->value->error, "team/b") != NULL);
-                CHECK_STR(resp->claims[2]->key, "");
-                CHECK(strstr(resp->claims[2]->value->error, "are all required") != NULL);
-        } else {
-                CHECK(!"three entries");
-        }
-        k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__free_unpacked(resp,
-                                                                                             NULL);
-        free(buf);
-        free(req);
-
-        /* an empty batch is an empty answer */
-        CHECK_INT(dra_handle_prepare(&cfg, (const uint8_t *) "", 0, &buf, &blen, &n, err,
-                                     sizeof(err)),
-                  GRPC_STATUS_OK);
-        CHECK_INT(n, 0);
-        CHECK_INT(blen, 0);
-        free(buf);
-}
-
-static void test_draplugin_unprepare_succeeds_for_unknown_claims(void) {
-        const char *const claims[][3] = {{"default", "uid-1", "a"}, {"x", "uid-9", "never"}};
-        K8s__Io__Kubelet__Pkg__Apis__Dra__V1__NodeUnprepareResourcesResponse *resp;
-        uint8_t *req, *buf = NULL;
-        size_t len, blen, n = 0;
-        char err[128];
-
-        req = encode_claims(claims, 2, &len); /* the same bytes as an unprepare request */
-        CHECK_INT(dra_handle_unprepare(&cfg, req, len, &buf, &blen, &n, err, sizeof(err)),
+        req = encode_claims(claims, 2, &len);
+        CHECK_INT(dra_decode_claims(req, len, "NodeUnprepareResourcesRequest", &refs, &n, &msg, err,
+                                    sizeof(err)),
                   GRPC_STATUS_OK);
         CHECK_INT(n, 2);
-        resp = k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__unpack(
-                NULL, blen, buf);
-        CHECK(resp != NULL && resp->n_claims == 2);
-        if (resp && resp->n_claims == 2) {
-                CHECK_STR(resp->claims[1]->key, "uid-9");
-                CHECK_STR(resp->claims[1]->value->error, "");
+        if (n == 2) {
+                CHECK_STR(refs[1].ns, "team");
+                CHECK_STR(refs[1].uid, "uid-2");
+                CHECK_STR(refs[1].name, "b");
         }
-        k8s__io__kubelet__pkg__apis__dra__v1__node_unprepare_resources_response__free_unpacked(
-                resp, NULL);
-        free(buf);
+        free(refs);
+        dra_claims_msg_free(msg);
         free(req);
+        /* an empty request is no claims */
+        CHECK_INT(
+                dra_decode_claims((const uint8_t *) "", 0, "x", &refs, &n, &msg, err, sizeof(err)),
+                GRPC_STATUS_OK);
+        CHECK_INT(n, 0);
+        free(refs);
+        dra_claims_msg_free(msg);
 }
 
 static void test_draplugin_socket_paths_fit_sun_path(void) {
@@ -271,8 +233,7 @@ int main(void) {
         RUN(test_draplugin_info_names_driver_endpoint_and_versions);
         RUN(test_draplugin_notify_gives_the_kubelets_reason);
         RUN(test_draplugin_malformed_requests_are_invalid_argument);
-        RUN(test_draplugin_prepare_answers_each_claim_once_with_its_error);
-        RUN(test_draplugin_unprepare_succeeds_for_unknown_claims);
+        RUN(test_draplugin_decodes_the_claims);
         RUN(test_draplugin_socket_paths_fit_sun_path);
         RUN(test_draplugin_service_binds_both_and_unlinks_only_ours);
         return unit_done();
