@@ -25,16 +25,19 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <protobuf-c/protobuf-c.h>
 
 #include "claims.h"
+#include "dra_health_v1.pb-c.h"
 #include "dra_v1.pb-c.h"
 #include "grpc_server.h"
 #include "log.h"
 #include "loop.h"
 #include "pluginregistration.pb-c.h"
+#include "slices.h"
 #include "text.h"
 
 /* The v1 messages, which v1beta1 shares byte for byte. */
@@ -66,7 +69,8 @@ static uint8_t *out_alloc(size_t len) {
 
 int dra_encode_info(const char *driver, const char *endpoint, uint8_t **ret_buf, size_t *ret_len) {
         Pluginregistration__PluginInfo info = PLUGINREGISTRATION__PLUGIN_INFO__INIT;
-        char *versions[] = {(char *) DRA_VERSION_V1, (char *) DRA_VERSION_V1BETA1};
+        char *versions[] = {(char *) DRA_VERSION_V1, (char *) DRA_VERSION_V1BETA1,
+                            (char *) DRA_VERSION_HEALTH};
         uint8_t *buf;
         size_t len;
 
@@ -144,6 +148,41 @@ enum grpc_status dra_decode_claims(const uint8_t *req, size_t len, const char *w
         return GRPC_STATUS_OK;
 }
 
+int dra_encode_health(const char *pool_name, const struct dra_device_health *devs, size_t n,
+                      uint8_t **ret_buf, size_t *ret_len) {
+        V1__NodeWatchResourcesResponse resp = V1__NODE_WATCH_RESOURCES_RESPONSE__INIT;
+        V1__DeviceIdentifier ids[DRA_MAX_DEVICES];
+        V1__DeviceHealth hs[DRA_MAX_DEVICES], *ptrs[DRA_MAX_DEVICES];
+        uint8_t *buf;
+        size_t len;
+
+        if (n > DRA_MAX_DEVICES)
+                n = DRA_MAX_DEVICES;
+        for (size_t i = 0; i < n; i++) {
+                v1__device_identifier__init(&ids[i]);
+                ids[i].pool_name = (char *) pool_name;
+                ids[i].device_name = (char *) devs[i].name;
+                v1__device_health__init(&hs[i]);
+                hs[i].device = &ids[i];
+                hs[i].health =
+                        devs[i].healthy ? V1__HEALTH_STATUS__HEALTHY : V1__HEALTH_STATUS__UNHEALTHY;
+                hs[i].last_updated_time = devs[i].since;
+                hs[i].message =
+                        (char *) (devs[i].healthy ? "enclave device present"
+                                                  : "enclave device vanished from the node");
+                ptrs[i] = &hs[i];
+        }
+        resp.n_devices = n;
+        resp.devices = ptrs;
+        len = v1__node_watch_resources_response__get_packed_size(&resp);
+        buf = out_alloc(len);
+        if (!buf)
+                return -ENOMEM;
+        *ret_len = v1__node_watch_resources_response__pack(&resp, buf);
+        *ret_buf = buf;
+        return 0;
+}
+
 void dra_claims_msg_free(void *msg) {
         if (msg)
                 k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_request__free_unpacked(
@@ -160,6 +199,12 @@ struct pending {
         uint64_t started_usec;
 };
 
+/* An open NodeWatchResources stream and the health generation it was sent. */
+struct health_stream {
+        struct grpc_call *call;
+        uint64_t sent_gen;
+};
+
 struct dra_plugin {
         struct loop *loop;         /* borrowed */
         struct dra_config cfg;     /* strings borrowed */
@@ -171,7 +216,12 @@ struct dra_plugin {
         int dra_error;             /* last error making --dra-dir or binding, logged once */
         bool reg_taken, dra_taken; /* "replaced by another process's" said */
         struct dra_claims *claims; /* the worker that prepares */
-        struct pending *pending;   /* calls waiting for the worker */
+        struct dra_device_health health[DRA_MAX_DEVICES]; /* every device seen since start */
+        size_t n_health;
+        struct health_stream *streams; /* open NodeWatchResources streams */
+        size_t n_streams, n_streams_alloc;
+        uint64_t health_gen;     /* bumped by each change, to broadcast once per stream */
+        struct pending *pending; /* calls waiting for the worker */
         size_t n_pending, n_pending_alloc;
 
         int inotify_fd;
@@ -191,7 +241,10 @@ static const struct grpc_method reg_methods[] = {
         {"/pluginregistration.Registration/NotifyRegistrationStatus", false, on_notify},
 };
 
+static void on_watch(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata);
+
 static const struct grpc_method dra_methods[] = {
+        {"/v1.DRAResourceHealth/NodeWatchResources", true, on_watch},
         {"/k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin/NodePrepareResources", false, on_prepare},
         {"/k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin/NodeUnprepareResources", false, on_unprepare},
         {"/k8s.io.kubelet.pkg.apis.dra.v1beta1.DRAPlugin/NodePrepareResources", false, on_prepare},
@@ -352,11 +405,116 @@ static void on_job_done(void *userdata, uint64_t job, const uint8_t *resp, size_
 static void on_call_closed(struct grpc_call *call, bool by_peer, void *userdata) {
         struct dra_plugin *d = userdata;
 
+        if (grpc_call_get_userdata(call) == &d->streams) {
+                for (size_t i = 0; i < d->n_streams; i++)
+                        if (d->streams[i].call == call)
+                                d->streams[i] = d->streams[--d->n_streams];
+                log_debug(d->cfg.driver, d->dra_path, "NodeWatchResources ended by %s, %zu left",
+                          by_peer ? "the kubelet" : "us", d->n_streams);
+                return;
+        }
         if (grpc_call_get_userdata(call) != d)
                 return; /* answered, or no job */
         for (size_t i = 0; i < d->n_pending; i++)
                 if (d->pending[i].call == call)
                         d->pending[i].call = NULL;
+}
+
+/* ---- device health ---- */
+
+/* Sends the whole health list to |call|. */
+static void send_health(struct dra_plugin *d, struct grpc_call *call) {
+        uint8_t *buf;
+        size_t len;
+        int r;
+
+        if (dra_encode_health(d->cfg.pool ? d->cfg.pool : "", d->health, d->n_health, &buf, &len) <
+            0) {
+                log_error(d->cfg.driver, d->dra_path,
+                          "cannot encode the device health: out of memory, not sending it");
+                return;
+        }
+        /* each message is the whole state: one a slow reader has not begun to get is dropped */
+        r = grpc_call_send_latest(call, buf, len);
+        if (r < 0 && r != -EPIPE)
+                log_warn(d->cfg.driver, d->dra_path,
+                         "cannot send the device health: %s, keeping the stream", strerror(-r));
+        free(buf);
+}
+
+static void on_watch(struct grpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        struct dra_plugin *d = userdata;
+
+        if (d->n_streams == d->n_streams_alloc) {
+                size_t n = d->n_streams_alloc ? d->n_streams_alloc * 2 : 2;
+                struct health_stream *a = realloc(d->streams, n * sizeof(*a));
+
+                if (!a) {
+                        reject(d, call, d->dra_path, "NodeWatchResources", GRPC_STATUS_INTERNAL,
+                               "out of memory");
+                        return;
+                }
+                d->streams = a;
+                d->n_streams_alloc = n;
+        }
+        d->streams[d->n_streams++] =
+                (struct health_stream){.call = call, .sent_gen = d->health_gen};
+        grpc_call_set_userdata(call, &d->streams); /* marks it as a stream, for on_call_closed */
+        log_debug(d->cfg.driver, d->dra_path, "NodeWatchResources opened, %zu stream(s)",
+                  d->n_streams);
+        send_health(d, call);
+}
+
+void dra_plugin_set_devices(struct dra_plugin *d, const struct dra_pool *pool) {
+        int64_t now = (int64_t) time(NULL);
+        bool changed = false;
+
+        /* new devices */
+        for (size_t i = 0; i < pool->n; i++) {
+                size_t j;
+
+                for (j = 0; j < d->n_health && strcmp(d->health[j].name, pool->dev[i].name); j++)
+                        ;
+                if (j == d->n_health && d->n_health < DRA_MAX_DEVICES) {
+                        snprintf(d->health[j].name, sizeof(d->health[j].name), "%s",
+                                 pool->dev[i].name);
+                        d->health[j].healthy = false; /* turned healthy below */
+                        d->n_health++;
+                }
+        }
+        /* every device seen: healthy when in the pool now */
+        for (size_t j = 0; j < d->n_health; j++) {
+                struct dra_device_health *h = &d->health[j];
+                bool present = false;
+
+                for (size_t i = 0; i < pool->n; i++)
+                        present = present || strcmp(pool->dev[i].name, h->name) == 0;
+                if (present == h->healthy && h->since)
+                        continue;
+                h->healthy = present;
+                h->since = now;
+                changed = true;
+                log_info(d->cfg.driver, d->dra_path, "device %s %s, %zu health stream(s) told",
+                         h->name, present ? "healthy" : "vanished: unhealthy", d->n_streams);
+        }
+        if (!changed)
+                return;
+        /*
+         * Sending may, in principle, end calls (and so change the set) under us: each stream is
+         * marked with the generation it got, and the scan restarts after every send.
+         */
+        d->health_gen++;
+        for (bool again = true; again;) {
+                again = false;
+                for (size_t i = 0; i < d->n_streams; i++) {
+                        if (d->streams[i].sent_gen == d->health_gen)
+                                continue;
+                        d->streams[i].sent_gen = d->health_gen;
+                        send_health(d, d->streams[i].call);
+                        again = true;
+                        break;
+                }
+        }
 }
 
 /* ---- directories and watches ---- */
@@ -629,6 +787,7 @@ struct dra_plugin *dra_plugin_free(struct dra_plugin *d) {
         d->dra = grpc_server_free(d->dra); /* ends the waiting calls (on_call_closed) */
         d->claims = dra_claims_stop(d->claims);
         free(d->pending);
+        free(d->streams);
         d->rescan = loop_source_free(d->rescan);
         d->inotify_src = loop_source_free(d->inotify_src);
         if (d->inotify_fd >= 0)

@@ -27,6 +27,7 @@
 struct loop;
 struct api_config;
 struct dra_claim_ref;
+struct dra_pool;
 
 #define DRA_PLUGIN_TYPE "DRAPlugin"
 #define DRA_REG_SUFFIX "-reg.sock"       /* <plugins-registry>/<driver>-reg.sock */
@@ -36,6 +37,7 @@ struct dra_claim_ref;
 /* The service API versions GetInfo offers, the kubelet's newest first. */
 #define DRA_VERSION_V1 "v1.DRAPlugin"
 #define DRA_VERSION_V1BETA1 "v1beta1.DRAPlugin"
+#define DRA_VERSION_HEALTH "v1.DRAResourceHealth" /* NodeWatchResources, on dra.sock too */
 
 /* Settings; strings borrowed, must outlive the service. */
 struct dra_config {
@@ -55,8 +57,8 @@ int dra_socket_paths(const struct dra_config *cfg, char *reg, char *dra, size_t 
 /* ---- pure handlers: caller frees *ret_buf (free()) ---- */
 
 /*
- * PluginInfo{type "DRAPlugin", name |driver|, endpoint |endpoint|, supported_versions v1 and
- * v1beta1}. Returns 0 or -ENOMEM.
+ * PluginInfo{type "DRAPlugin", name |driver|, endpoint |endpoint|, supported_versions
+ * v1.DRAPlugin, v1beta1.DRAPlugin and v1.DRAResourceHealth}. Returns 0 or -ENOMEM.
  */
 int dra_encode_info(const char *driver, const char *endpoint, uint8_t **ret_buf, size_t *ret_len);
 
@@ -80,6 +82,20 @@ enum grpc_status dra_decode_claims(const uint8_t *req, size_t len, const char *w
                                    char *err, size_t errsz);
 void dra_claims_msg_free(void *msg);
 
+/* One device's health as NodeWatchResources streams it. */
+struct dra_device_health {
+        char name[8];  /* "dcap", "ias" */
+        bool healthy;  /* present now; seen before and gone: unhealthy */
+        int64_t since; /* Unix seconds of the last change */
+};
+
+/*
+ * NodeWatchResourcesResponse: every device of |pool_name| in |devs| (the complete list), HEALTHY
+ * or UNHEALTHY with its time and a message. Returns 0 or -ENOMEM.
+ */
+int dra_encode_health(const char *pool_name, const struct dra_device_health *devs, size_t n,
+                      uint8_t **ret_buf, size_t *ret_len);
+
 /* ---- the service ---- */
 
 struct dra_plugin;
@@ -96,6 +112,13 @@ int dra_plugin_new(struct loop *l, const struct dra_config *cfg, struct dra_plug
 /* Closes both sockets, unlinking each only if still ours (same dev/ino). Accepts NULL, returns
  * NULL. */
 struct dra_plugin *dra_plugin_free(struct dra_plugin *d);
+
+/*
+ * The devices present now (the node's pool, as slices.c publishes it): a device seen before and
+ * missing now turns UNHEALTHY, one present HEALTHY; a change goes to every NodeWatchResources
+ * stream at once (and is logged).
+ */
+void dra_plugin_set_devices(struct dra_plugin *d, const struct dra_pool *pool);
 
 /* Looks at both directories now (what an inotify event or the rescan does). */
 void dra_plugin_resync(struct dra_plugin *d);

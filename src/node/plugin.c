@@ -220,6 +220,8 @@ static void sync_capabilities(struct plugin *p) {
 
                 dra_pool_desired(&caps, &p->disc, &pool);
                 dra_slices_set(p->slices, &pool);
+                if (p->dra)
+                        dra_plugin_set_devices(p->dra, &pool);
         }
         if (!p->labeler)
                 return;

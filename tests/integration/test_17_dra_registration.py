@@ -103,7 +103,8 @@ def test_17_01_registers(dra):
     assert p.info.type == "DRAPlugin"
     assert p.info.name == DRIVER
     assert p.info.endpoint == d.dra_sock
-    assert list(p.info.supported_versions) == ["v1.DRAPlugin", "v1beta1.DRAPlugin"]
+    assert list(p.info.supported_versions) == ["v1.DRAPlugin", "v1beta1.DRAPlugin",
+                                               "v1.DRAResourceHealth"]
     assert p.version == "v1"
     assert stat.S_ISSOCK(os.stat(d.reg_sock).st_mode)
     d.node.daemon.wait_log(lambda l: "registered with the kubelet as DRA driver" in
@@ -247,6 +248,26 @@ def test_17_08_exit_unlinks_only_ours(dra):
     assert d.node.stop_daemon() == 0
     assert open(d.dra_sock).read() == "not ours\n"
     assert not os.path.exists(d.reg_sock)
+
+
+# NodeWatchResources: every enclave device seen is streamed HEALTHY while present; a vanished one
+# turns UNHEALTHY at once (what reaches the pod's status), and HEALTHY again when it is back.
+def test_17_10_device_health(dra):
+    d = dra()
+    d.node.dev.mknod("isgx", *sdp.ISGX)
+    d.wait_registered()
+    h = d.kubelet.watch_health(DRIVER)
+    try:
+        first = h.wait({"dcap": "HEALTHY", "ias": "HEALTHY"}, T(5))
+        assert first["ias"][2] == "enclave device present"
+        d.node.dev.remove("isgx")
+        gone = h.wait({"dcap": "HEALTHY", "ias": "UNHEALTHY"}, T(5))
+        assert "vanished" in gone["ias"][2] and gone["ias"][1] >= first["ias"][1]
+        d.node.dev.mknod("isgx", *sdp.ISGX)
+        h.wait({"dcap": "HEALTHY", "ias": "HEALTHY"}, T(5))
+    finally:
+        h.close()
+    d.node.daemon.wait_log(lambda l: "device ias vanished: unhealthy" in l.get("msg", ""), T(5))
 
 
 # The flag checks: --no-device-plugin needs --dra, the socket paths must fit, paths are absolute.

@@ -13,7 +13,9 @@ It behaves like the kubelet's plugin manager (pkg/kubelet/pluginmanager, 1.34 an
   * answers NotifyRegistrationStatus: registered, or refused with a reason (reject());
   * forgets a plugin whose registration socket vanished (the kubelet deregisters it);
   * calls NodePrepareResources / NodeUnprepareResources on the registered endpoint with the
-    version it chose (or one asked for), dialing the endpoint afresh like the kubelet's client.
+    version it chose (or one asked for), dialing the endpoint afresh like the kubelet's client;
+  * when the plugin lists "v1.DRAResourceHealth", reads its NodeWatchResources stream
+    (watch_health()), keeping every update, as the kubelet's health manager (1.36) does.
   * restart() wipes the registry dir (rm -rf and mkdir), and starts the next kubelet instance,
     which finds every socket again.
 
@@ -36,11 +38,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 PROTO_DIR = os.path.join(REPO, "proto")
-PROTOS = ("pluginregistration", "dra_v1", "dra_v1beta1")
+PROTOS = ("pluginregistration", "dra_v1", "dra_v1beta1", "dra_health_v1")
 GEN_DIR = os.path.join(REPO, "tests", "integration", "gen")
 
 PLUGIN_TYPE = "DRAPlugin"
 VERSIONS = ("v1.DRAPlugin", "v1beta1.DRAPlugin")  # the kubelet's preference order
+HEALTH_SERVICE = "v1.DRAResourceHealth"  # listed by a plugin that streams device health
 
 grpc = None
 mods = {}  # "dra_v1" -> (pb2, pb2_grpc)
@@ -305,12 +308,76 @@ class FakeDraKubelet:
         finally:
             ch.close()
 
+    def watch_health(self, name):
+        """Opens NodeWatchResources on |name|'s endpoint (it must list HEALTH_SERVICE)."""
+        with self.lock:
+            p = self.plugins.get(name)
+        if p is None:
+            raise AssertionError("DRA plugin %s is not registered" % name)
+        if HEALTH_SERVICE not in p.info.supported_versions:
+            raise AssertionError("%s does not list %s" % (name, HEALTH_SERVICE))
+        return HealthWatch(p.endpoint, self.dial_timeout)
+
     def prepare(self, name, claims, version=None, timeout=45.0):
         """NodePrepareResources for [(namespace, uid, name)]; the kubelet's timeout is 45 s."""
         return self._call(name, "NodePrepareResources", claims, version, timeout)
 
     def unprepare(self, name, claims, version=None, timeout=45.0):
         return self._call(name, "NodeUnprepareResources", claims, version, timeout)
+
+
+class HealthWatch:
+    """A NodeWatchResources stream on a plugin's endpoint, read in a thread: `updates` holds
+    (monotonic time, {device: (health name, last_updated_time, message)})."""
+
+    def __init__(self, endpoint, timeout=5.0):
+        pb, pb_grpc = mods["dra_health_v1"]
+        self.cond = threading.Condition()
+        self.updates = []
+        self.ended = None
+        self.channel = dial(endpoint, timeout)
+        self.call = pb_grpc.DRAResourceHealthStub(self.channel).NodeWatchResources(
+            pb.NodeWatchResourcesRequest())
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        pb = mods["dra_health_v1"][0]
+        try:
+            for resp in self.call:
+                with self.cond:
+                    self.updates.append((time.monotonic(), {
+                        d.device.device_name: (pb.HealthStatus.Name(d.health),
+                                               d.last_updated_time, d.message)
+                        for d in resp.devices}))
+                    self.cond.notify_all()
+            why = ("OK", "")
+        except grpc.RpcError as e:
+            why = (e.code().name, e.details())
+        with self.cond:
+            self.ended = why
+            self.cond.notify_all()
+
+    def wait(self, want, timeout, what=None):
+        """Waits until the latest update maps each device to the health names of |want|."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if self.updates and {k: v[0] for k, v in self.updates[-1][1].items()} == want:
+                    return self.updates[-1][1]
+                if self.ended is not None:
+                    raise AssertionError("health stream ended (%s) waiting for %s" % (
+                        self.ended, want))
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for %s; last: %s" % (
+                        what or want, self.updates[-1][1] if self.updates else None))
+                self.cond.wait(min(left, 0.05))
+
+    def close(self):
+        self.call.cancel()
+        self.thread.join(5)
+        self.channel.close()
 
 
 def main():

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "claims.h"
+#include "dra_health_v1.pb-c.h"
 #include "dra_v1.pb-c.h"
 #include "draplugin.h"
 #include "log.h"
@@ -69,10 +70,11 @@ static void test_draplugin_info_names_driver_endpoint_and_versions(void) {
                 CHECK_STR(info->type, "DRAPlugin");
                 CHECK_STR(info->name, "sgx.k8s.io");
                 CHECK_STR(info->endpoint, "/var/lib/kubelet/plugins/sgx.k8s.io/dra.sock");
-                CHECK_INT(info->n_supported_versions, 2);
-                if (info->n_supported_versions == 2) {
+                CHECK_INT(info->n_supported_versions, 3);
+                if (info->n_supported_versions == 3) {
                         CHECK_STR(info->supported_versions[0], "v1.DRAPlugin");
                         CHECK_STR(info->supported_versions[1], "v1beta1.DRAPlugin");
+                        CHECK_STR(info->supported_versions[2], "v1.DRAResourceHealth");
                 }
                 pluginregistration__plugin_info__free_unpacked(info, NULL);
         }
@@ -158,6 +160,29 @@ static void test_draplugin_decodes_the_claims(void) {
         dra_claims_msg_free(msg);
 }
 
+static void test_draplugin_health_lists_every_device(void) {
+        const struct dra_device_health devs[] = {{"dcap", true, 1700000000},
+                                                 {"ias", false, 1700000050}};
+        V1__NodeWatchResourcesResponse *r;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+
+        CHECK_INT(dra_encode_health("node-1", devs, 2, &buf, &len), 0);
+        r = v1__node_watch_resources_response__unpack(NULL, len, buf);
+        CHECK(r != NULL && r->n_devices == 2);
+        if (r && r->n_devices == 2) {
+                CHECK_STR(r->devices[0]->device->pool_name, "node-1");
+                CHECK_STR(r->devices[0]->device->device_name, "dcap");
+                CHECK_INT(r->devices[0]->health, V1__HEALTH_STATUS__HEALTHY);
+                CHECK_INT(r->devices[0]->last_updated_time, 1700000000);
+                CHECK_STR(r->devices[1]->device->device_name, "ias");
+                CHECK_INT(r->devices[1]->health, V1__HEALTH_STATUS__UNHEALTHY);
+                CHECK(strstr(r->devices[1]->message, "vanished") != NULL);
+        }
+        v1__node_watch_resources_response__free_unpacked(r, NULL);
+        free(buf);
+}
+
 static void test_draplugin_socket_paths_fit_sun_path(void) {
         char reg[PATH_MAX], dra[PATH_MAX], longdir[120];
         struct dra_config c = cfg;
@@ -234,6 +259,7 @@ int main(void) {
         RUN(test_draplugin_notify_gives_the_kubelets_reason);
         RUN(test_draplugin_malformed_requests_are_invalid_argument);
         RUN(test_draplugin_decodes_the_claims);
+        RUN(test_draplugin_health_lists_every_device);
         RUN(test_draplugin_socket_paths_fit_sun_path);
         RUN(test_draplugin_service_binds_both_and_unlinks_only_ours);
         return unit_done();
