@@ -115,13 +115,16 @@ static bool put(json_t *obj, const char *key, json_t *value) {
         return value && json_object_set_new(obj, key, value) == 0;
 }
 
+/* Sets attrs["<driver>/<name>"] = {<type>: value}; steals |value| (a new reference, or NULL). */
 static bool put_attr(json_t *attrs, const char *driver, const char *name, const char *type,
                      json_t *value) {
         char key[320];
         json_t *a = json_object();
 
         snprintf(key, sizeof(key), "%s/%s", driver, name);
-        if (!a || !put(a, type, value)) {
+        if (!a || !put(a, type, value)) { /* put() stole |value| even when it failed */
+                if (!a)
+                        json_decref(value);
                 json_decref(a);
                 return false;
         }
@@ -135,14 +138,34 @@ static json_t *quantity(uint64_t v) {
         return json_string(buf);
 }
 
+/* {"value": V, "requestPolicy": {"default": "0", "validRange": {"min": "0"}}}. */
+static json_t *epc_capacity(uint64_t bytes) {
+        json_t *cap = json_object(), *policy = json_object(), *range = json_object();
+        bool ok = cap && policy && range && put(range, "min", quantity(0)) &&
+                  put(policy, "default", quantity(0)) && put(cap, "value", quantity(bytes));
+
+        if (ok) {
+                ok = put(policy, "validRange", range);
+                range = NULL; /* stolen, even on failure */
+                if (ok) {
+                        ok = put(cap, "requestPolicy", policy);
+                        policy = NULL;
+                }
+        }
+        if (ok)
+                return cap;
+        json_decref(range);
+        json_decref(policy);
+        json_decref(cap);
+        return NULL;
+}
+
 static json_t *device_json(const char *driver, const struct dra_device *dev) {
-        json_t *o = json_object(), *attrs = json_object();
-        json_t *cap = NULL;
+        json_t *o = json_object(), *attrs = json_object(), *caps = json_object();
         bool ok;
 
-        if (!o || !attrs)
-                goto out_fail;
-        ok = put_attr(attrs, driver, "driver", "string", json_string(dev->driver)) &&
+        ok = o && attrs && caps &&
+             put_attr(attrs, driver, "driver", "string", json_string(dev->driver)) &&
              put_attr(attrs, driver, "sgx1", "bool", json_boolean(dev->sgx1)) &&
              put_attr(attrs, driver, "sgx2", "bool", json_boolean(dev->sgx2)) &&
              put_attr(attrs, driver, "flc", "bool", json_boolean(dev->flc)) &&
@@ -154,28 +177,21 @@ static json_t *device_json(const char *driver, const struct dra_device *dev) {
         if (ok && dev->kernel_release[0])
                 ok = put_attr(attrs, driver, "kernelRelease", "string",
                               json_string(dev->kernel_release));
-        if (!ok)
-                goto out_fail;
-        cap = json_pack("{s:{s:o,s:{s:o,s:{s:o}}}}", "epc", "value", quantity(dev->epc_bytes),
-                        "requestPolicy", "default", quantity(0), "validRange", "min", quantity(0));
-        if (!cap)
-                goto out_fail;
-        if (!put(o, "name", json_string(dev->name)) || !put(o, "attributes", attrs)) {
-                attrs = NULL; /* stolen even on failure */
-                goto out_fail;
+        ok = ok && put(caps, "epc", epc_capacity(dev->epc_bytes)) &&
+             put(o, "name", json_string(dev->name));
+        if (ok) {
+                /* put() steals: |attrs| and |caps| belong to |o| from here, even on failure */
+                ok = put(o, "attributes", attrs);
+                attrs = NULL;
+                if (ok) {
+                        ok = put(o, "capacity", caps);
+                        caps = NULL;
+                }
+                ok = ok && put(o, "allowMultipleAllocations", json_true());
         }
-        attrs = NULL;
-        if (!put(o, "capacity", cap)) {
-                cap = NULL;
-                goto out_fail;
-        }
-        cap = NULL;
-        if (!put(o, "allowMultipleAllocations", json_true()))
-                goto out_fail;
-        return o;
-
-out_fail:
-        json_decref(cap);
+        if (ok)
+                return o;
+        json_decref(caps);
         json_decref(attrs);
         json_decref(o);
         return NULL;
@@ -490,10 +506,17 @@ static int write_slice(struct dra_slices *s, const struct reconciler_attempt *a,
                 json_t *refs = owner_refs(s->node, node_uid);
                 json_t *spec = dra_slice_spec(s->driver, s->node, pool, generation);
 
+                bool ok;
+
                 obj = json_deep_copy(keep);
-                if (!obj || !refs || !spec || json_object_set_new(obj, "spec", spec) < 0 ||
-                    json_object_set_new(json_object_get(obj, "metadata"), "ownerReferences", refs) <
-                            0) {
+                /* json_object_set_new() steals the value even when it fails */
+                ok = obj && refs && spec &&
+                     json_object_set_new(json_object_get(obj, "metadata"), "ownerReferences",
+                                         json_incref(refs)) == 0 &&
+                     json_object_set_new(obj, "spec", json_incref(spec)) == 0;
+                json_decref(refs);
+                json_decref(spec);
+                if (!ok) {
                         json_decref(obj);
                         return -ENOMEM;
                 }
