@@ -253,6 +253,12 @@ static int check_dra(struct cli_options *o, char *err, size_t errsz) {
 
         if (o->no_device_plugin && !o->dra)
                 return fail(err, errsz, "--no-device-plugin: needs --dra (else nothing is served)");
+        if (o->dra_slots && !o->dra)
+                return fail(err, errsz, "--dra-slots: needs --dra");
+        if (o->dra_slots && o->max_pods > CLI_MAX_DRA_SLOTS)
+                return fail(err, errsz,
+                            "--dra-slots: at most %u devices per class (--max-pods), got %u",
+                            CLI_MAX_DRA_SLOTS, o->max_pods);
         if (!o->dra)
                 return 0;
         if (!o->dra_dir) {
@@ -368,6 +374,8 @@ static const struct flag flags[] = {
          "serve the kubelet's DRA plugin API (registration and NodePrepareResources) beside the device-plugin API", NULL, "off"},
         {"--no-device-plugin", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(no_device_plugin), 0, 0,
          "with --dra: serve no device-plugin socket", NULL, "served"},
+        {"--dra-slots", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(dra_slots), 0, 0,
+         "with --dra: publish --max-pods exclusive devices per class instead of one shared device with EPC capacity (clusters without consumable capacity: Kubernetes 1.34, 1.35); at most " STR(CLI_MAX_DRA_SLOTS), NULL, "shared"},
         {"--plugins-registry", NULL, "DIR", ON_RUN, SECTION_DRA, parse_abs_path, OFF(plugins_registry), 0, 0,
          "the kubelet's plugin registry directory: D-reg.sock goes there", CLI_DEFAULT_PLUGINS_REGISTRY, NULL},
         {"--dra-dir", NULL, "DIR", ON_RUN, SECTION_DRA, parse_abs_path, OFF(dra_dir), 0, 0,

@@ -25,6 +25,7 @@
 #define CLI_DEFAULT_LABEL_INTERVAL_S 600 /* re-assert the labels every 10 minutes */
 #define CLI_DEFAULT_PLUGINS_REGISTRY "/var/lib/kubelet/plugins_registry"
 #define CLI_DEFAULT_DRA_PARENT "/var/lib/kubelet/plugins" /* --dra-dir is this/D */
+#define CLI_MAX_DRA_SLOTS 512 /* --dra-slots: --max-pods at most this (DRA_MAX_SLOTS) */
 
 enum cli_command {
         CLI_RUN,     /* the daemon */
@@ -67,6 +68,7 @@ struct cli_options {
         /* DRA driver (src/dra/) */
         bool dra;                     /* --dra */
         bool no_device_plugin;        /* --no-device-plugin (needs --dra) */
+        bool dra_slots;               /* --dra-slots: --max-pods exclusive devices per class */
         const char *plugins_registry; /* --plugins-registry, absolute */
         const char *dra_dir;          /* --dra-dir, absolute; default CLI_DEFAULT_DRA_PARENT/D,
                                          then pointing into dra_dir_buf */

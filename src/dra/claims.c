@@ -35,7 +35,15 @@
 /* ---- pure ---- */
 
 int dra_cdi_device_id(const char *driver, const char *device, char *buf, size_t size) {
-        int n = snprintf(buf, size, "%s/sgx=%s", driver, device);
+        size_t len = strlen(device), end = len;
+        int n;
+
+        /* a slot of --dra-slots ("dcap-7") is its class's device */
+        while (end > 0 && device[end - 1] >= '0' && device[end - 1] <= '9')
+                end--;
+        if (end < len && end > 1 && device[end - 1] == '-')
+                len = end - 1;
+        n = snprintf(buf, size, "%s/sgx=%.*s", driver, (int) len, device);
         return n < 0 || (size_t) n >= size ? -ENOSPC : 0;
 }
 

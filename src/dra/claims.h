@@ -50,9 +50,10 @@ struct dra_claim {
 };
 
 /*
- * The CDI device ID the container runtime resolves for our |device| ("dcap", "ias"):
- * "<driver>/sgx=<device>". The CDI spec writer (src/sgx/cdi.h, being built beside this) must name
- * its devices so; until it lands this is the one place that says so. Returns 0, -ENOSPC.
+ * The CDI device ID the container runtime resolves for our |device| ("dcap", "ias"; a slot of
+ * --dra-slots, "dcap-7", is its class's): "<driver>/sgx=<class>". The CDI spec writer
+ * (src/sgx/cdi.h, being built beside this) must name its devices so; until it lands this is the one
+ * place that says so. Returns 0, -ENOSPC.
  */
 int dra_cdi_device_id(const char *driver, const char *device, char *buf, size_t size);
 

@@ -149,38 +149,53 @@ enum grpc_status dra_decode_claims(const uint8_t *req, size_t len, const char *w
 }
 
 int dra_encode_health(const char *pool_name, const struct dra_device_health *devs, size_t n,
-                      uint8_t **ret_buf, size_t *ret_len) {
+                      unsigned slots, uint8_t **ret_buf, size_t *ret_len) {
         V1__NodeWatchResourcesResponse resp = V1__NODE_WATCH_RESOURCES_RESPONSE__INIT;
-        V1__DeviceIdentifier ids[DRA_MAX_DEVICES];
-        V1__DeviceHealth hs[DRA_MAX_DEVICES], *ptrs[DRA_MAX_DEVICES];
-        uint8_t *buf;
-        size_t len;
+        size_t per = slots ? slots : 1, total = n * per, len;
+        V1__DeviceIdentifier *ids = calloc(total ? total : 1, sizeof(*ids));
+        V1__DeviceHealth *hs = calloc(total ? total : 1, sizeof(*hs));
+        V1__DeviceHealth **ptrs = calloc(total ? total : 1, sizeof(*ptrs));
+        char *names = calloc(total ? total : 1, 24);
+        uint8_t *buf = NULL;
+        int r = -ENOMEM;
 
-        if (n > DRA_MAX_DEVICES)
-                n = DRA_MAX_DEVICES;
-        for (size_t i = 0; i < n; i++) {
+        if (!ids || !hs || !ptrs || !names)
+                goto out_free;
+        for (size_t i = 0; i < total; i++) {
+                const struct dra_device_health *dev = &devs[i / per];
+                char *name = names + i * 24;
+
+                if (slots) /* the slot devices of --dra-slots share their class's health */
+                        snprintf(name, 24, "%s-%zu", dev->name, i % per);
+                else
+                        snprintf(name, 24, "%s", dev->name);
                 v1__device_identifier__init(&ids[i]);
                 ids[i].pool_name = (char *) pool_name;
-                ids[i].device_name = (char *) devs[i].name;
+                ids[i].device_name = name;
                 v1__device_health__init(&hs[i]);
                 hs[i].device = &ids[i];
                 hs[i].health =
-                        devs[i].healthy ? V1__HEALTH_STATUS__HEALTHY : V1__HEALTH_STATUS__UNHEALTHY;
-                hs[i].last_updated_time = devs[i].since;
-                hs[i].message =
-                        (char *) (devs[i].healthy ? "enclave device present"
-                                                  : "enclave device vanished from the node");
+                        dev->healthy ? V1__HEALTH_STATUS__HEALTHY : V1__HEALTH_STATUS__UNHEALTHY;
+                hs[i].last_updated_time = dev->since;
+                hs[i].message = (char *) (dev->healthy ? "enclave device present"
+                                                       : "enclave device vanished from the node");
                 ptrs[i] = &hs[i];
         }
-        resp.n_devices = n;
+        resp.n_devices = total;
         resp.devices = ptrs;
         len = v1__node_watch_resources_response__get_packed_size(&resp);
         buf = out_alloc(len);
         if (!buf)
-                return -ENOMEM;
+                goto out_free;
         *ret_len = v1__node_watch_resources_response__pack(&resp, buf);
         *ret_buf = buf;
-        return 0;
+        r = 0;
+out_free:
+        free(names);
+        free(ptrs);
+        free(hs);
+        free(ids);
+        return r;
 }
 
 void dra_claims_msg_free(void *msg) {
@@ -221,6 +236,7 @@ struct dra_plugin {
         struct health_stream *streams; /* open NodeWatchResources streams */
         size_t n_streams, n_streams_alloc;
         uint64_t health_gen;     /* bumped by each change, to broadcast once per stream */
+        unsigned health_slots;   /* --dra-slots: devices per class, 0 = one shared device */
         struct pending *pending; /* calls waiting for the worker */
         size_t n_pending, n_pending_alloc;
 
@@ -428,8 +444,8 @@ static void send_health(struct dra_plugin *d, struct grpc_call *call) {
         size_t len;
         int r;
 
-        if (dra_encode_health(d->cfg.pool ? d->cfg.pool : "", d->health, d->n_health, &buf, &len) <
-            0) {
+        if (dra_encode_health(d->cfg.pool ? d->cfg.pool : "", d->health, d->n_health,
+                              d->health_slots, &buf, &len) < 0) {
                 log_error(d->cfg.driver, d->dra_path,
                           "cannot encode the device health: out of memory, not sending it");
                 return;
@@ -467,8 +483,9 @@ static void on_watch(struct grpc_call *call, const uint8_t *req, size_t len, voi
 
 void dra_plugin_set_devices(struct dra_plugin *d, const struct dra_pool *pool) {
         int64_t now = (int64_t) time(NULL);
-        bool changed = false;
+        bool changed = pool->slots != d->health_slots;
 
+        d->health_slots = pool->slots;
         /* new devices */
         for (size_t i = 0; i < pool->n; i++) {
                 size_t j;

@@ -90,11 +90,12 @@ struct dra_device_health {
 };
 
 /*
- * NodeWatchResourcesResponse: every device of |pool_name| in |devs| (the complete list), HEALTHY
- * or UNHEALTHY with its time and a message. Returns 0 or -ENOMEM.
+ * NodeWatchResourcesResponse: every device of |pool_name| in |devs| (the complete list; with
+ * |slots| > 0 each class as its slot devices "<class>-<i>"), HEALTHY or UNHEALTHY with its time
+ * and a message. Returns 0 or -ENOMEM.
  */
 int dra_encode_health(const char *pool_name, const struct dra_device_health *devs, size_t n,
-                      uint8_t **ret_buf, size_t *ret_len);
+                      unsigned slots, uint8_t **ret_buf, size_t *ret_len);
 
 /* ---- the service ---- */
 

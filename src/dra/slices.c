@@ -160,7 +160,9 @@ static json_t *epc_capacity(uint64_t bytes) {
         return NULL;
 }
 
-static json_t *device_json(const char *driver, const struct dra_device *dev) {
+/* |name|: the device's own ("dcap") or a slot's ("dcap-7"); |exclusive|: a slot. */
+static json_t *device_json(const char *driver, const struct dra_device *dev, const char *name,
+                           bool exclusive) {
         json_t *o = json_object(), *attrs = json_object(), *caps = json_object();
         bool ok;
 
@@ -177,8 +179,11 @@ static json_t *device_json(const char *driver, const struct dra_device *dev) {
         if (ok && dev->kernel_release[0])
                 ok = put_attr(attrs, driver, "kernelRelease", "string",
                               json_string(dev->kernel_release));
-        ok = ok && put(caps, "epc", epc_capacity(dev->epc_bytes)) &&
-             put(o, "name", json_string(dev->name));
+        if (exclusive) /* no request policy without allowMultipleAllocations */
+                ok = ok && put(caps, "epc", json_pack("{s:o}", "value", quantity(dev->epc_bytes)));
+        else
+                ok = ok && put(caps, "epc", epc_capacity(dev->epc_bytes));
+        ok = ok && put(o, "name", json_string(name));
         if (ok) {
                 /* put() steals: |attrs| and |caps| belong to |o| from here, even on failure */
                 ok = put(o, "attributes", attrs);
@@ -187,7 +192,8 @@ static json_t *device_json(const char *driver, const struct dra_device *dev) {
                         ok = put(o, "capacity", caps);
                         caps = NULL;
                 }
-                ok = ok && put(o, "allowMultipleAllocations", json_true());
+                if (!exclusive)
+                        ok = ok && put(o, "allowMultipleAllocations", json_true());
         }
         if (ok)
                 return o;
@@ -197,24 +203,55 @@ static json_t *device_json(const char *driver, const struct dra_device *dev) {
         return NULL;
 }
 
-json_t *dra_slice_spec(const char *driver, const char *node, const struct dra_pool *pool,
-                       int64_t generation) {
+size_t dra_slice_parts(const struct dra_pool *pool) {
+        size_t total = pool->n * pool->slots;
+
+        if (pool->slots == 0 || total == 0)
+                return 1;
+        return (total + DRA_SLICE_MAX_DEVICES - 1) / DRA_SLICE_MAX_DEVICES;
+}
+
+json_t *dra_slice_spec_part(const char *driver, const char *node, const struct dra_pool *pool,
+                            int64_t generation, size_t part) {
+        size_t parts = dra_slice_parts(pool), first, end;
         json_t *devices = json_array(), *spec;
+        char name[32];
 
         if (!devices)
                 return NULL;
-        for (size_t i = 0; i < pool->n; i++) {
-                json_t *dev = device_json(driver, &pool->dev[i]);
+        if (pool->slots == 0) {
+                first = 0;
+                end = part == 0 ? pool->n : 0;
+        } else {
+                /* the devices of every class, slot after slot, cut every 128 */
+                first = part * DRA_SLICE_MAX_DEVICES;
+                end = first + DRA_SLICE_MAX_DEVICES;
+                if (end > pool->n * pool->slots)
+                        end = pool->n * pool->slots;
+        }
+        for (size_t i = first; i < end; i++) {
+                const struct dra_device *dev = &pool->dev[pool->slots ? i / pool->slots : i];
+                json_t *j;
 
-                if (!dev || json_array_append_new(devices, dev) < 0) {
+                if (pool->slots)
+                        snprintf(name, sizeof(name), "%s-%zu", dev->name, i % pool->slots);
+                else
+                        snprintf(name, sizeof(name), "%s", dev->name);
+                j = device_json(driver, dev, name, pool->slots > 0);
+                if (!j || json_array_append_new(devices, j) < 0) {
                         json_decref(devices);
                         return NULL;
                 }
         }
         spec = json_pack("{s:s,s:s,s:{s:s,s:I,s:I},s:o}", "driver", driver, "nodeName", node,
                          "pool", "name", node, "generation", (json_int_t) generation,
-                         "resourceSliceCount", (json_int_t) 1, "devices", devices);
+                         "resourceSliceCount", (json_int_t) parts, "devices", devices);
         return spec; /* json_pack stole |devices|, even on failure */
+}
+
+json_t *dra_slice_spec(const char *driver, const char *node, const struct dra_pool *pool,
+                       int64_t generation) {
+        return dra_slice_spec_part(driver, node, pool, generation, 0);
 }
 
 /* [{apiVersion v1, kind Node, name, uid, controller true}]. */
@@ -225,8 +262,13 @@ static json_t *owner_refs(const char *node, const char *node_uid) {
 
 json_t *dra_slice_new(const char *driver, const char *node, const char *node_uid,
                       const struct dra_pool *pool, int64_t generation) {
+        return dra_slice_new_part(driver, node, node_uid, pool, generation, 0);
+}
+
+json_t *dra_slice_new_part(const char *driver, const char *node, const char *node_uid,
+                           const struct dra_pool *pool, int64_t generation, size_t part) {
         char prefix[DRA_GENERATED_PREFIX + 1];
-        json_t *spec = dra_slice_spec(driver, node, pool, generation), *refs;
+        json_t *spec = dra_slice_spec_part(driver, node, pool, generation, part), *refs;
 
         if (!spec)
                 return NULL;
@@ -460,9 +502,11 @@ static void describe(const struct dra_pool *pool, char *buf, size_t size) {
 
         buf[0] = '\0';
         for (size_t i = 0; i < pool->n && n < size; i++)
-                n += (size_t) snprintf(buf + n, size - n, "%s%s (driver %s, epc %" PRIu64 " bytes)",
+                n += (size_t) snprintf(buf + n, size - n,
+                                       "%s%s (driver %s, epc %" PRIu64 " bytes%s%.0u%s)",
                                        i ? ", " : "", pool->dev[i].name, pool->dev[i].driver,
-                                       pool->dev[i].epc_bytes);
+                                       pool->dev[i].epc_bytes, pool->slots ? ", " : "", pool->slots,
+                                       pool->slots ? " exclusive slots" : "");
         if (pool->n == 0)
                 snprintf(buf, size, "no devices");
 }
@@ -495,8 +539,8 @@ static int delete_slice(struct dra_slices *s, const struct reconciler_attempt *a
 
 /* PUT |keep| with |spec| (stolen) and our ownerReference, or POST a new slice when !keep. */
 static int write_slice(struct dra_slices *s, const struct reconciler_attempt *a, const json_t *keep,
-                       const struct dra_pool *pool, const char *node_uid, int64_t generation,
-                       char *ret_name, size_t namesz) {
+                       const struct dra_pool *pool, size_t part, const char *node_uid,
+                       int64_t generation, char *ret_name, size_t namesz) {
         struct api_response resp;
         char path[512], *body;
         json_t *obj, *created;
@@ -504,7 +548,7 @@ static int write_slice(struct dra_slices *s, const struct reconciler_attempt *a,
 
         if (keep) {
                 json_t *refs = owner_refs(s->node, node_uid);
-                json_t *spec = dra_slice_spec(s->driver, s->node, pool, generation);
+                json_t *spec = dra_slice_spec_part(s->driver, s->node, pool, generation, part);
 
                 bool ok;
 
@@ -523,7 +567,7 @@ static int write_slice(struct dra_slices *s, const struct reconciler_attempt *a,
                 json_object_del(obj, "status");
                 snprintf(path, sizeof(path), DRA_SLICES_API "/%s", meta(keep, "name"));
         } else {
-                obj = dra_slice_new(s->driver, s->node, node_uid, pool, generation);
+                obj = dra_slice_new_part(s->driver, s->node, node_uid, pool, generation, part);
                 snprintf(path, sizeof(path), DRA_SLICES_API);
         }
         body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
@@ -545,17 +589,45 @@ static int write_slice(struct dra_slices *s, const struct reconciler_attempt *a,
 }
 
 /*
- * The reconciler's apply function: makes the API server hold exactly one slice of ours for this
- * node saying |state|. Returns 0, -ECANCELED when stopping, else negative after logging why.
+ * True when |items| (ours, by name) are exactly the |parts| slices the pool needs, each owned by
+ * the Node, saying what it should, all of one generation.
+ */
+static bool up_to_date(struct dra_slices *s, const json_t *items, const struct dra_pool *pool,
+                       size_t parts, const char *node_uid) {
+        json_int_t gen = -1;
+
+        if (json_array_size(items) != parts)
+                return false;
+        for (size_t i = 0; i < parts; i++) {
+                const json_t *item = json_array_get(items, i);
+                json_t *want = dra_slice_spec_part(s->driver, s->node, pool, 0, i);
+                json_int_t g = json_integer_value(json_object_get(
+                        json_object_get(json_object_get(item, "spec"), "pool"), "generation"));
+                bool same = want && owned_by(item, node_uid) &&
+                            dra_spec_same(json_object_get(item, "spec"), want) &&
+                            (gen < 0 || g == gen);
+
+                json_decref(want);
+                if (!same)
+                        return false;
+                gen = g;
+        }
+        return true;
+}
+
+/*
+ * The reconciler's apply function: makes the API server hold exactly the slices of ours for this
+ * node saying |state| (one; with slots, one per 128 devices). Returns 0, -ECANCELED when stopping,
+ * else negative after logging why.
  */
 static int publish(void *userdata, const void *state, const struct reconciler_attempt *a) {
         struct dra_slices *s = userdata;
         const struct dra_pool *pool = state;
         struct api_response resp;
-        json_t *node = NULL, *list = NULL, *items, *keep, *want = NULL;
+        json_t *node = NULL, *list = NULL, *items, *keep;
         char node_uid[128], name[256], devs[512];
         int64_t max_gen = 0, generation;
-        size_t n_items;
+        size_t n_items, parts;
         int r;
 
         /* the Node's uid, for the ownerReference */
@@ -589,43 +661,41 @@ static int publish(void *userdata, const void *state, const struct reconciler_at
                 if (json_integer_value(g) > max_gen)
                         max_gen = json_integer_value(g);
         }
-        keep = json_array_get(items, 0); /* NULL when there is none */
-
-        want = dra_slice_spec(s->driver, s->node, pool, 0);
-        if (!want) {
-                r = -ENOMEM;
-                goto out;
-        }
+        parts = dra_slice_parts(pool);
         describe(pool, devs, sizeof(devs));
-        if (keep && n_items == 1 && owned_by(keep, node_uid) &&
-            dra_spec_same(json_object_get(keep, "spec"), want)) {
+        if (up_to_date(s, items, pool, parts, node_uid)) {
                 if (a->changed)
                         log_info(s->driver, DRA_SLICES_API,
-                                 "ResourceSlice %s of node %s already up to date: %s",
-                                 meta(keep, "name"), s->node, devs);
+                                 "the %zu ResourceSlice(s) of node %s are already up to date: %s",
+                                 parts, s->node, devs);
                 else
                         log_debug(s->driver, DRA_SLICES_API,
-                                  "ResourceSlice %s of node %s re-asserted", meta(keep, "name"),
+                                  "the %zu ResourceSlice(s) of node %s re-asserted", parts,
                                   s->node);
                 r = 0;
                 goto out;
         }
 
+        /* every slice of the pool carries the new generation: the scheduler uses only those */
         generation = max_gen + 1;
-        r = write_slice(s, a, keep, pool, node_uid, generation, name, sizeof(name));
-        if (r < 0)
-                goto out;
-        log_info(s->driver, DRA_SLICES_API,
-                 "%s ResourceSlice %s of node %s: pool generation %" PRId64 ", %s",
-                 keep ? "updated" : "created", name, s->node, generation, devs);
-        for (size_t i = 1; i < n_items; i++) {
+        for (size_t i = 0; i < parts; i++) {
+                keep = json_array_get(items, i); /* NULL past the existing ones: POST */
+                r = write_slice(s, a, keep, pool, i, node_uid, generation, name, sizeof(name));
+                if (r < 0)
+                        goto out;
+                log_info(s->driver, DRA_SLICES_API,
+                         "%s ResourceSlice %s (%zu of %zu) of node %s: pool generation %" PRId64
+                         ", %s",
+                         keep ? "updated" : "created", name, i + 1, parts, s->node, generation,
+                         devs);
+        }
+        for (size_t i = parts; i < n_items; i++) {
                 r = delete_slice(s, a, json_array_get(items, i));
                 if (r < 0)
                         goto out;
         }
         r = 0;
 out:
-        json_decref(want);
         json_decref(list);
         return r;
 }

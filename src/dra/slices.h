@@ -41,11 +41,19 @@ struct dra_device {
         char kernel_release[DRA_ATTR_STRING_MAX + 1]; /* "6.5.0-18-generic", cut to 64 */
 };
 
-/* The node's pool. Zeroed before filling, so two pools compare with memcmp(). */
+/*
+ * The node's pool. Zeroed before filling, so two pools compare with memcmp(). With |slots| > 0
+ * (--dra-slots, for clusters without consumable capacity: Kubernetes 1.34, 1.35) each class is
+ * published as |slots| exclusive devices "<class>-<i>" instead of one shared device.
+ */
 struct dra_pool {
         size_t n;
         struct dra_device dev[DRA_MAX_DEVICES];
+        unsigned slots;
 };
+
+#define DRA_SLICE_MAX_DEVICES 128 /* the API's limit per ResourceSlice */
+#define DRA_MAX_SLOTS 512         /* --dra-slots: devices per class (the list stays < 1 MiB) */
 
 /*
  * The pool a node with |caps| and devices |d| publishes: "dcap" when a DCAP enclave device is
@@ -65,10 +73,17 @@ int dra_kernel_version(const char *release, char *buf, size_t size);
 /* "<node>-<driver>-", cut to DRA_GENERATED_PREFIX characters as the API server would. */
 void dra_generate_name(const char *node, const char *driver, char *buf, size_t size);
 
+/* How many slices |pool| takes: 1, or with slots ceil(devices / 128). */
+size_t dra_slice_parts(const struct dra_pool *pool);
+
 /*
- * The slice's spec: driver, nodeName, pool {name, generation, resourceSliceCount 1}, devices.
- * Returns a new reference, NULL on ENOMEM.
+ * Slice |part| of the pool's spec: driver, nodeName, pool {name, generation, resourceSliceCount},
+ * its devices (shared: one per class, allowMultipleAllocations, epc with a request policy; slots:
+ * "<class>-<i>", exclusive, epc as it is). dra_slice_spec() is part 0. A new reference, NULL on
+ * ENOMEM.
  */
+json_t *dra_slice_spec_part(const char *driver, const char *node, const struct dra_pool *pool,
+                            int64_t generation, size_t part);
 json_t *dra_slice_spec(const char *driver, const char *node, const struct dra_pool *pool,
                        int64_t generation);
 
@@ -78,6 +93,8 @@ json_t *dra_slice_spec(const char *driver, const char *node, const struct dra_po
  */
 json_t *dra_slice_new(const char *driver, const char *node, const char *node_uid,
                       const struct dra_pool *pool, int64_t generation);
+json_t *dra_slice_new_part(const char *driver, const char *node, const char *node_uid,
+                           const struct dra_pool *pool, int64_t generation, size_t part);
 
 /*
  * True when the spec |have| (from the API server) says what |want| says, pool.generation aside.

@@ -219,6 +219,7 @@ static void sync_capabilities(struct plugin *p) {
                 struct dra_pool pool;
 
                 dra_pool_desired(&caps, &p->disc, &pool);
+                pool.slots = p->opt->dra_slots ? p->opt->max_pods : 0;
                 dra_slices_set(p->slices, &pool);
                 if (p->dra)
                         dra_plugin_set_devices(p->dra, &pool);

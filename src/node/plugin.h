@@ -40,6 +40,7 @@ struct node_config {
         /* DRA (src/dra/) */
         bool no_device_plugin;        /* --no-device-plugin: serve no device-plugin socket */
         bool dra;                     /* serve the DRA kubelet plugin API (--dra) */
+        bool dra_slots;               /* publish max_pods exclusive devices per class */
         const char *plugins_registry; /* the kubelet's plugins_registry directory */
         const char *dra_dir;          /* our DRA directory (dra.sock), absolute */
 };

@@ -806,6 +806,7 @@ class FakeApiServer:
         conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding="utf-8"))
         conn.initiate_connection()
+        conn.pending_bodies = {}  # stream id -> answer bytes not sent yet (flow control)
         tls.sendall(conn.data_to_send())
         streams = {}
         while True:
@@ -843,6 +844,9 @@ class FakeApiServer:
                                              streams.pop(ev.stream_id))
                 elif isinstance(ev, h2.events.StreamReset):
                     streams.pop(ev.stream_id, None)
+                    conn.pending_bodies.pop(ev.stream_id, None)
+                elif isinstance(ev, h2.events.WindowUpdated):
+                    self._flush(conn)
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     tls.sendall(conn.data_to_send())
                     return
@@ -868,8 +872,28 @@ class FakeApiServer:
         conn.send_headers(stream_id, [(":status", str(code)),
                                       ("content-type", "application/json"),
                                       ("content-length", str(len(data)))])
-        conn.send_data(stream_id, data, end_stream=True)
+        # a body larger than a frame or the client's window (a list of ResourceSlices) goes out
+        # as flow control allows: _flush() sends what fits now and again on WINDOW_UPDATE
+        if not data:
+            conn.send_data(stream_id, b"", end_stream=True)
+            return False
+        conn.pending_bodies[stream_id] = bytearray(data)
+        self._flush(conn)
         return False
+
+    @staticmethod
+    def _flush(conn):
+        for sid in list(conn.pending_bodies):
+            body = conn.pending_bodies[sid]
+            while body:
+                n = min(len(body), conn.local_flow_control_window(sid),
+                        conn.max_outbound_frame_size)
+                if n <= 0:
+                    break
+                conn.send_data(sid, bytes(body[:n]), end_stream=n == len(body))
+                del body[:n]
+            if not body:
+                del conn.pending_bodies[sid]
 
     def _decide(self, req):
         """Checks |req|, applies it, records it; returns (status, body), or ("hang" or "close",

@@ -182,3 +182,13 @@ def test_17_44_bad_checkpoint_set_aside(node, api, pki, workdir):
     line = n.daemon.wait_log(lambda l: "checkpoint is unreadable" in l.get("msg", ""), T(5))
     assert "not a version 1 checkpoint" in line["msg"]
     assert os.path.exists(os.path.join(dra_dir, "checkpoint.json.bad"))
+
+
+# A slot of --dra-slots ("dcap-5") is prepared as its class's CDI device.
+def test_17_45_slot_device_maps_to_its_class(env):
+    e = env()
+    e.srv.add_claim("ns", "slot", "uid-s", results=[("r", D, NODE, "dcap-5")])
+    r = e.prepare([("ns", "uid-s", "slot")]).claims["uid-s"]
+    assert r.error == ""
+    assert [(d.device_name, list(d.cdi_device_ids)) for d in r.devices] == \
+        [("dcap-5", [D + "/sgx=dcap"])]

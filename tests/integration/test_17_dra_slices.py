@@ -222,3 +222,38 @@ def test_17_25_hanging_apiserver(node, api, pki, workdir):
         assert n.stop_daemon() == 0
     finally:
         dk.stop()
+
+
+# --dra-slots: --max-pods exclusive devices per class, 128 per slice, every slice of the pool of
+# one generation with resourceSliceCount; a device gone re-cuts the pool (generation bumped on
+# every slice, the extra ones deleted).
+def test_17_26_slots(node, api, pki, workdir):
+    srv = api(node=NODE)
+    n = node("dcap_ias", args=dra_args(workdir, pki, srv, extra=["--dra-slots", "--max-pods",
+                                                                  "200"]), wait=False)
+
+    def cut(count, gen):
+        def ok(l):
+            return (len(l) == count and all(
+                x["spec"]["pool"] == {"name": NODE, "generation": gen,
+                                      "resourceSliceCount": count} for x in l))
+        return wait_slice(srv, ok, "%d slices of generation %d" % (count, gen))
+
+    sl = cut(4, 1)  # 400 devices
+    names = [d["name"] for x in sl for d in x["spec"]["devices"]]
+    assert sorted(len(x["spec"]["devices"]) for x in sl) == [16, 128, 128, 128]
+    assert sorted(names) == sorted(["dcap-%d" % i for i in range(200)] +
+                                   ["ias-%d" % i for i in range(200)])
+    dev = sl[0]["spec"]["devices"][0]
+    assert "allowMultipleAllocations" not in dev
+    assert dev["capacity"] == {"epc": {"value": str(EPC)}}
+    assert attrs(dev)["epcBytes"] == EPC
+    kept = sorted(x["metadata"]["name"] for x in sl)[:2]
+    n.dev.remove("isgx")
+    sl = cut(2, 2)  # 200 devices
+    assert sorted(x["metadata"]["name"] for x in sl) == kept
+    assert sorted(d["name"] for x in sl for d in x["spec"]["devices"]) == \
+        sorted("dcap-%d" % i for i in range(200))
+    assert sum(1 for r in srv.requests if r.method == "DELETE" and r.status == 200) == 2
+    r = sdp.run_cli(["--dra", "--node-name", NODE, "--dra-slots", "--max-pods", "513"])
+    assert r.returncode != 0 and "--dra-slots: at most 512 devices per class" in r.stderr

@@ -123,6 +123,12 @@ static void test_claims_cdi_device_id(void) {
         CHECK_INT(dra_cdi_device_id(D, "dcap", buf, sizeof(buf)), 0);
         CHECK_STR(buf, "sgx.k8s.io/sgx=dcap");
         CHECK_INT(dra_cdi_device_id(D, "dcap", buf, 8), -ENOSPC);
+        CHECK_INT(dra_cdi_device_id(D, "dcap-17", buf, sizeof(buf)), 0); /* a --dra-slots slot */
+        CHECK_STR(buf, "sgx.k8s.io/sgx=dcap");
+        CHECK_INT(dra_cdi_device_id(D, "ias-0", buf, sizeof(buf)), 0);
+        CHECK_STR(buf, "sgx.k8s.io/sgx=ias");
+        CHECK_INT(dra_cdi_device_id(D, "x2", buf, sizeof(buf)), 0); /* no '-': as it is */
+        CHECK_STR(buf, "sgx.k8s.io/sgx=x2");
 }
 
 /* ---- the worker ---- */

@@ -141,7 +141,7 @@ static void test_dra_fault_encoders(void) {
 
                 failmalloc_arm(n);
                 ra = dra_encode_info(D, "/x/dra.sock", &a, &al);
-                rb = dra_encode_health("node-1", h, 2, &b, &bl);
+                rb = dra_encode_health("node-1", h, 2, 2, &b, &bl);
                 st = dra_decode_claims(wire, wire_len, "NodePrepareResourcesRequest", &refs, &nref,
                                        &msg, err, sizeof(err));
                 failmalloc_disarm();

@@ -167,7 +167,7 @@ static void test_draplugin_health_lists_every_device(void) {
         uint8_t *buf = NULL;
         size_t len = 0;
 
-        CHECK_INT(dra_encode_health("node-1", devs, 2, &buf, &len), 0);
+        CHECK_INT(dra_encode_health("node-1", devs, 2, 0, &buf, &len), 0);
         r = v1__node_watch_resources_response__unpack(NULL, len, buf);
         CHECK(r != NULL && r->n_devices == 2);
         if (r && r->n_devices == 2) {
@@ -178,6 +178,20 @@ static void test_draplugin_health_lists_every_device(void) {
                 CHECK_STR(r->devices[1]->device->device_name, "ias");
                 CHECK_INT(r->devices[1]->health, V1__HEALTH_STATUS__UNHEALTHY);
                 CHECK(strstr(r->devices[1]->message, "vanished") != NULL);
+        }
+        v1__node_watch_resources_response__free_unpacked(r, NULL);
+        free(buf);
+
+        /* --dra-slots: each class as its slots, with the class's health */
+        CHECK_INT(dra_encode_health("node-1", devs, 2, 3, &buf, &len), 0);
+        r = v1__node_watch_resources_response__unpack(NULL, len, buf);
+        CHECK(r != NULL && r->n_devices == 6);
+        if (r && r->n_devices == 6) {
+                CHECK_STR(r->devices[0]->device->device_name, "dcap-0");
+                CHECK_STR(r->devices[2]->device->device_name, "dcap-2");
+                CHECK_INT(r->devices[2]->health, V1__HEALTH_STATUS__HEALTHY);
+                CHECK_STR(r->devices[5]->device->device_name, "ias-2");
+                CHECK_INT(r->devices[5]->health, V1__HEALTH_STATUS__UNHEALTHY);
         }
         v1__node_watch_resources_response__free_unpacked(r, NULL);
         free(buf);

@@ -190,6 +190,39 @@ static void test_slices_spec_same_ignores_generation_and_quantity_form(void) {
         json_decref(a);
 }
 
+static void test_slices_slots_are_cut_every_128(void) {
+        struct sgx_caps c = caps_sgx2(SGX_DRIVER_INKERNEL);
+        struct discovery d = node_devices(true, true, true);
+        struct dra_pool p;
+        json_t *spec, *devs, *dev;
+
+        dra_pool_desired(&c, &d, &p);
+        CHECK_INT(dra_slice_parts(&p), 1);
+        p.slots = 110; /* 220 devices: 128 + 92 */
+        CHECK_INT(dra_slice_parts(&p), 2);
+        spec = dra_slice_spec_part(D, "node-1", &p, 4, 1);
+        devs = json_object_get(spec, "devices");
+        CHECK_INT(json_array_size(devs), 92);
+        CHECK_INT(json_integer_value(
+                          json_object_get(json_object_get(spec, "pool"), "resourceSliceCount")),
+                  2);
+        dev = json_array_get(devs, 0); /* device 128: ias-18 */
+        CHECK_STR(json_string_value(json_object_get(dev, "name")), "ias-18");
+        CHECK(json_object_get(dev, "allowMultipleAllocations") == NULL); /* exclusive */
+        CHECK(json_object_get(json_object_get(json_object_get(dev, "capacity"), "epc"),
+                              "requestPolicy") == NULL);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(devs, 91), "name")), "ias-109");
+        json_decref(spec);
+        spec = dra_slice_spec_part(D, "node-1", &p, 4, 0);
+        CHECK_INT(json_array_size(json_object_get(spec, "devices")), 128);
+        CHECK_STR(json_string_value(json_object_get(
+                          json_array_get(json_object_get(spec, "devices"), 127), "name")),
+                  "ias-17");
+        json_decref(spec);
+        p.n = 0; /* no device: still one (empty) slice */
+        CHECK_INT(dra_slice_parts(&p), 1);
+}
+
 static void test_slices_quantity_parse(void) {
         uint64_t v;
 
@@ -346,6 +379,7 @@ int main(void) {
         RUN(test_slices_generate_name_is_cut_like_the_server);
         RUN(test_slices_spec_json);
         RUN(test_slices_spec_same_ignores_generation_and_quantity_form);
+        RUN(test_slices_slots_are_cut_every_128);
         RUN(test_slices_quantity_parse);
         RUN(test_slices_publisher_creates_keeps_updates_deletes);
         return unit_done();
