@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "claims.h"
@@ -211,6 +213,30 @@ static void test_draplugin_socket_paths_fit_sun_path(void) {
         CHECK_INT(dra_socket_paths(&c, reg, dra, sizeof(reg)), -ENAMETOOLONG);
 }
 
+/* A unix socket bound at |path| (its stat in *st), as another process would hold it. */
+static int bound_socket(const char *path, struct stat *st) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (strlen(path) >= sizeof(a.sun_path)) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        memcpy(a.sun_path, path, strlen(path) + 1);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0 || stat(path, st) < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static bool same_inode(const char *path, const struct stat *want) {
+        struct stat st;
+        return stat(path, &st) == 0 && st.st_dev == want->st_dev && st.st_ino == want->st_ino;
+}
+
 static bool is_sock(const char *path) {
         struct stat st;
         return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
@@ -220,8 +246,9 @@ static void test_draplugin_service_binds_both_and_unlinks_only_ours(void) {
         char dir[] = "/tmp/test-dra-XXXXXX", reg[256], dradir[256], path[PATH_MAX];
         struct dra_plugin *d = NULL;
         struct loop *l = NULL;
+        struct stat stranger_st;
         struct dra_config c;
-        FILE *f;
+        int stranger;
 
         CHECK(mkdtemp(dir) != NULL);
         snprintf(reg, sizeof(reg), "%s/reg", dir);
@@ -246,19 +273,19 @@ static void test_draplugin_service_binds_both_and_unlinks_only_ours(void) {
         dra_plugin_resync(d);
         CHECK(is_sock(dra_plugin_reg_path(d)));
 
-        /* replaced by a stranger's file: left alone, and not unlinked on free */
+        /* replaced by a stranger's socket (a second daemon): left alone, not unlinked on free */
         snprintf(path, sizeof(path), "%s.new", dra_plugin_dra_path(d));
-        f = fopen(path, "w");
-        CHECK(f != NULL);
-        if (f)
-                fclose(f);
+        stranger = bound_socket(path, &stranger_st);
+        CHECK(stranger >= 0);
         CHECK_INT(rename(path, dra_plugin_dra_path(d)), 0);
         dra_plugin_resync(d);
-        CHECK(!is_sock(dra_plugin_dra_path(d)));
+        CHECK(same_inode(dra_plugin_dra_path(d), &stranger_st));
         snprintf(path, sizeof(path), "%s", dra_plugin_dra_path(d));
         d = dra_plugin_free(d);
         CHECK(d == NULL);
-        CHECK(access(path, F_OK) == 0);
+        CHECK(same_inode(path, &stranger_st));
+        if (stranger >= 0)
+                close(stranger);
         snprintf(path, sizeof(path), "%s/sgx.k8s.io-reg.sock", reg);
         CHECK(access(path, F_OK) != 0); /* ours: unlinked */
 
