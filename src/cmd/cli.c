@@ -34,6 +34,7 @@ enum section {
         SECTION_FACTS,
         SECTION_LABELS,
         SECTION_CDI,
+        SECTION_DRA,
         SECTION_END,
         SECTION_MAX,
 };
@@ -43,6 +44,7 @@ static const char *const section_titles[SECTION_MAX] = {
         [SECTION_FACTS] = "Capability facts (probe and daemon):",
         [SECTION_LABELS] = "Node labels and EPC capacity (daemon):",
         [SECTION_CDI] = "CDI (daemon):",
+        [SECTION_DRA] = "DRA driver (daemon; the driver name is D, --resource-domain):",
         [SECTION_END] = "",
 };
 
@@ -244,6 +246,39 @@ static int check_socket_dir(const struct cli_options *o, char *err, size_t errsz
         return 0;
 }
 
+/*
+ * --dra: the default --dra-dir (CLI_DEFAULT_DRA_PARENT/D) and both socket paths fitting a unix
+ * socket address; --no-device-plugin without --dra would serve nothing.
+ */
+static int check_dra(struct cli_options *o, char *err, size_t errsz) {
+        size_t reg, dra;
+
+        if (o->no_device_plugin && !o->dra)
+                return fail(err, errsz, "--no-device-plugin: needs --dra (else nothing is served)");
+        if (o->dra_slots && !o->dra)
+                return fail(err, errsz, "--dra-slots: needs --dra");
+        if (o->dra_slots && o->max_pods > CLI_MAX_DRA_SLOTS)
+                return fail(err, errsz,
+                            "--dra-slots: at most %u devices per class (--max-pods), got %u",
+                            CLI_MAX_DRA_SLOTS, o->max_pods);
+        if (!o->dra)
+                return 0;
+        if (!o->dra_dir) {
+                snprintf(o->dra_dir_buf, sizeof(o->dra_dir_buf), CLI_DEFAULT_DRA_PARENT "/%s",
+                         o->domain);
+                o->dra_dir = o->dra_dir_buf;
+        }
+        reg = strlen(o->plugins_registry) + 1 + strlen(o->domain) + strlen("-reg.sock");
+        if (reg > CLI_SOCKET_PATH_MAX)
+                return fail(err, errsz, "--plugins-registry: too long for a unix socket: DIR/%s-reg.sock would be %zu bytes, at most %zu fit, got '%s'",
+                            o->domain, reg, CLI_SOCKET_PATH_MAX, o->plugins_registry);
+        dra = strlen(o->dra_dir) + strlen("/dra.sock");
+        if (dra > CLI_SOCKET_PATH_MAX)
+                return fail(err, errsz, "--dra-dir: too long for a unix socket: DIR/dra.sock would be %zu bytes, at most %zu fit, got '%s'",
+                            dra, CLI_SOCKET_PATH_MAX, o->dra_dir);
+        return 0;
+}
+
 static int parse_abs_path(const struct flag *f, const char *v, struct cli_options *o, char *err,
                           size_t errsz) {
         if (v[0] != '/')
@@ -331,7 +366,7 @@ static const struct flag flags[] = {
         {"--epc-resource", NULL, NULL, ON_RUN, SECTION_LABELS, parse_on, OFF(epc_resource), 0, 0,
          "publish the node's EPC in bytes as D/epc (with --compat intel also sgx.intel.com/epc) in its status.capacity through the Kubernetes API", NULL, "off"},
         {"--node-name", NULL, "NAME", ON_RUN, SECTION_LABELS, parse_node_name, OFF(node_name), 0, 0,
-         "the node to label", NULL, "$NODE_NAME"},
+         "the node to label, and whose ResourceSlice --dra publishes", NULL, "$NODE_NAME"},
         {"--apiserver", NULL, "URL", ON_RUN, SECTION_LABELS, parse_apiserver, OFF(apiserver), 0, 0,
          "https://HOST[:PORT]", NULL, "in-cluster, from $KUBERNETES_SERVICE_HOST and _PORT"},
         {"--token-file", NULL, "FILE", ON_RUN, SECTION_LABELS, parse_string, OFF(token_file), 0, 0,
@@ -353,6 +388,17 @@ static const struct flag flags[] = {
         {"--cdi-dir", NULL, "DIR", ON_RUN, SECTION_CDI, parse_abs_path, OFF(cdi_dir), 0, 0,
          "absolute directory the CDI spec D-sgx.json is written to, created if missing",
          CLI_DEFAULT_CDI_DIR, NULL},
+
+        {"--dra", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(dra), 0, 0,
+         "serve the kubelet's DRA plugin API (registration and NodePrepareResources) beside the device-plugin API", NULL, "off"},
+        {"--no-device-plugin", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(no_device_plugin), 0, 0,
+         "with --dra: serve no device-plugin socket", NULL, "served"},
+        {"--dra-slots", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(dra_slots), 0, 0,
+         "with --dra: publish --max-pods exclusive devices per class instead of one shared device with EPC capacity (clusters without consumable capacity: Kubernetes 1.34, 1.35); at most " STR(CLI_MAX_DRA_SLOTS), NULL, "shared"},
+        {"--plugins-registry", NULL, "DIR", ON_RUN, SECTION_DRA, parse_abs_path, OFF(plugins_registry), 0, 0,
+         "the kubelet's plugin registry directory: D-reg.sock goes there", CLI_DEFAULT_PLUGINS_REGISTRY, NULL},
+        {"--dra-dir", NULL, "DIR", ON_RUN, SECTION_DRA, parse_abs_path, OFF(dra_dir), 0, 0,
+         "our DRA directory: dra.sock goes there", NULL, CLI_DEFAULT_DRA_PARENT "/D"},
 
         {"--help", "-h", NULL, ON_ALL, SECTION_END, parse_command, OFF(command), CLI_HELP, 0,
          "print this help and exit", NULL, NULL},
@@ -486,9 +532,11 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                         return r;
         }
 
-        if (o.command == CLI_RUN && (o.label_node || o.epc_resource)) {
-                const char *env = getenv("NODE_NAME"), *why,
-                           *flag = o.label_node ? "--label-node" : "--epc-resource";
+        if (o.command == CLI_RUN && (o.label_node || o.epc_resource || o.dra)) {
+                const char *env = getenv("NODE_NAME"), *why;
+                const char *flag = o.label_node     ? "--label-node"
+                                   : o.epc_resource ? "--epc-resource"
+                                                    : "--dra";
 
                 if (!o.node_name && env && env[0]) {
                         why = check_domain(env);
@@ -501,12 +549,19 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                 }
                 if (!o.node_name)
                         return fail(err, errsz,
-                                    "%s: needs the node's name: pass --node-name or set "
-                                    "NODE_NAME",
+                                    "%s: needs the node's name: pass --node-name or set NODE_NAME",
                                     flag);
         }
 
+        if (o.command == CLI_RUN) {
+                r = check_dra(&o, err, errsz);
+                if (r < 0)
+                        return r;
+        }
+
         *ret = o;
+        if (ret->dra_dir == o.dra_dir_buf)
+                ret->dra_dir = ret->dra_dir_buf; /* the copy's own buffer */
         return 0;
 }
 

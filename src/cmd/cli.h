@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -23,6 +24,9 @@
 #define CLI_DEFAULT_API_TIMEOUT_S 10
 #define CLI_DEFAULT_LABEL_INTERVAL_S 600 /* re-assert the labels every 10 minutes */
 #define CLI_DEFAULT_CDI_DIR "/var/run/cdi"
+#define CLI_DEFAULT_PLUGINS_REGISTRY "/var/lib/kubelet/plugins_registry"
+#define CLI_DEFAULT_DRA_PARENT "/var/lib/kubelet/plugins" /* --dra-dir is this/D */
+#define CLI_MAX_DRA_SLOTS 512 /* --dra-slots: --max-pods at most this (DRA_MAX_SLOTS) */
 
 enum cli_command {
         CLI_RUN,     /* the daemon */
@@ -66,6 +70,14 @@ struct cli_options {
         /* CDI (cdi.c, cdispec.c) */
         bool cdi;            /* --cdi: write a CDI spec, Allocate names its devices */
         const char *cdi_dir; /* --cdi-dir: where the spec goes */
+        /* DRA driver (src/dra/) */
+        bool dra;                     /* --dra */
+        bool no_device_plugin;        /* --no-device-plugin (needs --dra) */
+        bool dra_slots;               /* --dra-slots: --max-pods exclusive devices per class */
+        const char *plugins_registry; /* --plugins-registry, absolute */
+        const char *dra_dir;          /* --dra-dir, absolute; default CLI_DEFAULT_DRA_PARENT/D,
+                                         then pointing into dra_dir_buf */
+        char dra_dir_buf[PATH_MAX];
 };
 
 /*

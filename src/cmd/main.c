@@ -64,6 +64,11 @@ static void node_config_from(const struct cli_options *opt, struct node_config *
                 .ca_file = opt->ca_file,
                 .api_timeout_ms = opt->api_timeout_ms,
                 .label_interval_ms = opt->label_interval_ms,
+                .no_device_plugin = opt->no_device_plugin,
+                .dra_slots = opt->dra_slots,
+                .dra = opt->dra,
+                .plugins_registry = opt->plugins_registry,
+                .dra_dir = opt->dra_dir,
         };
 }
 

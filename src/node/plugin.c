@@ -40,11 +40,13 @@
 #include "cdispec.h"
 #include "deviceplugin.h"
 #include "discovery.h"
+#include "draplugin.h"
 #include "labeler.h"
 #include "log.h"
 #include "loop.h"
 #include "registration.h"
 #include "resources.h"
+#include "slices.h"
 
 #define MAX_WATCHES 5
 #define KUBELET_SOCKET "kubelet.sock"
@@ -84,9 +86,11 @@ struct plugin {
         uint64_t epc_bytes;          /* caps_epc_bytes(), 0 when unknown */
         char verdict_line[256];      /* last verdict logged */
         struct labeler *labeler;     /* NULL without --label-node and --epc-resource */
+        struct dra_plugin *dra;      /* NULL without --dra */
+        struct dra_slices *slices;   /* NULL without --dra: the node's ResourceSlice */
 
         /* CDI */
-        struct cdispec *cdi; /* NULL without --cdi */
+        struct cdispec *cdi; /* NULL without --cdi or --dra */
 
         /* kubelet */
         char kubelet_sock[PATH_MAX];
@@ -218,6 +222,15 @@ static void sync_capabilities(struct plugin *p) {
                 log_info(NULL, p->opt->dev_root, "SGX capability: %s: %s",
                          sgx_verdict_name(caps.verdict), caps.verdict_line);
                 snprintf(p->verdict_line, sizeof(p->verdict_line), "%s", caps.verdict_line);
+        }
+        if (p->slices) {
+                struct dra_pool pool;
+
+                dra_pool_desired(&caps, &p->disc, &pool);
+                pool.slots = p->opt->dra_slots ? p->opt->max_pods : 0;
+                dra_slices_set(p->slices, &pool);
+                if (p->dra)
+                        dra_plugin_set_devices(p->dra, &pool);
         }
         if (!p->labeler)
                 return;
@@ -402,8 +415,12 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
 
 static void sync_kubelet(struct plugin *p) {
         struct stat st;
-        bool dir = sync_sockets(p, false), removed = p->kubelet_removed;
+        bool dir, removed;
 
+        if (p->n_res == 0)
+                return; /* --no-device-plugin */
+        dir = sync_sockets(p, false);
+        removed = p->kubelet_removed;
         p->kubelet_removed = false;
         if (dir && stat(p->kubelet_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
                 /* the same inode number is the same kubelet, unless we saw it removed meanwhile */
@@ -608,7 +625,8 @@ static int setup_cdi(struct plugin *p) {
         };
         int r;
 
-        if (!p->opt->cdi)
+        /* --dra writes it too: a prepared claim's CDI IDs resolve in it */
+        if (!p->opt->cdi && !p->opt->dra)
                 return 0;
         p->cdi = malloc(sizeof(*p->cdi));
         if (!p->cdi)
@@ -620,6 +638,52 @@ static int setup_cdi(struct plugin *p) {
                 return r;
         }
         return 0;
+}
+
+/*
+ * With --dra: the DRA driver's kubelet side (src/dra/draplugin.c: its own sockets and watches,
+ * and claims.c's worker, which reads claims and checkpoints them) and the publisher of the
+ * node's ResourceSlice (src/dra/slices.c: a worker thread of its own).
+ */
+static int setup_dra(struct plugin *p) {
+        const struct node_config *opt = p->opt;
+        struct dra_config cfg = {
+                .driver = opt->domain,
+                .registry_dir = opt->plugins_registry,
+                .dra_dir = opt->dra_dir,
+                .pool = opt->node_name,
+                .provision = opt->provision,
+        };
+        struct dra_slices_config scfg = {
+                .driver = opt->domain,
+                .node_name = opt->node_name,
+                .interval_ms = opt->label_interval_ms,
+        };
+        char err[512] = "";
+        int r;
+
+        if (!opt->dra)
+                return 0;
+        r = api_config_init(&scfg.api, opt->apiserver, opt->token_file, opt->ca_file,
+                            opt->api_timeout_ms, err, sizeof(err));
+        if (r < 0) {
+                log_error(opt->domain, opt->apiserver, "cannot publish ResourceSlices: %s",
+                          err[0] ? err : strerror(-r));
+                return r;
+        }
+        mallopt(M_ARENA_MAX, 1); /* before the worker exists: see setup_labeler() */
+        r = dra_slices_start(&scfg, &p->slices);
+        if (r < 0) {
+                log_error(opt->domain, NULL, "cannot start the ResourceSlice publisher: %s",
+                          strerror(-r));
+                return r;
+        }
+        cfg.api = &scfg.api; /* claims are read where the slices go */
+        r = dra_plugin_new(p->loop, &cfg, &p->dra);
+        if (r < 0)
+                log_error(opt->domain, opt->dra_dir, "cannot start the DRA driver: %s",
+                          strerror(-r));
+        return r;
 }
 
 int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **ret) {
@@ -647,7 +711,7 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
         if (r < 0)
                 goto out_free;
         p->epc_bytes = caps_epc_bytes(&p->cpu, &p->kernel);
-        for (enum sgx_kind k = 0; k < SGX_KIND_MAX; k++) {
+        for (enum sgx_kind k = 0; !opt->no_device_plugin && k < SGX_KIND_MAX; k++) {
                 const struct sgx_resource_options ro = {
                         .provision_resource = opt->provision_resource,
                         .compat = opt->compat,
@@ -680,6 +744,9 @@ int plugin_new(struct loop *l, const struct node_config *opt, struct plugin **re
         r = setup_cdi(p);
         if (r < 0)
                 goto out_free;
+        r = setup_dra(p);
+        if (r < 0)
+                goto out_free;
 
         resync(p);
         *ret = p;
@@ -693,6 +760,8 @@ out_free:
 struct plugin *plugin_free(struct plugin *p) {
         if (!p)
                 return NULL;
+        p->dra = dra_plugin_free(p->dra);
+        p->slices = dra_slices_stop(p->slices);
         p->labeler = labeler_stop(p->labeler);
         if (p->cdi) {
                 cdispec_release(p->cdi);

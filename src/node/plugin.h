@@ -41,6 +41,13 @@ struct node_config {
         const char *ca_file;    /* NULL = the service account's ca.crt */
         unsigned api_timeout_ms;
         unsigned label_interval_ms;
+
+        /* DRA (src/dra/) */
+        bool no_device_plugin;        /* --no-device-plugin: serve no device-plugin socket */
+        bool dra;                     /* serve the DRA kubelet plugin API (--dra) */
+        bool dra_slots;               /* publish max_pods exclusive devices per class */
+        const char *plugins_registry; /* the kubelet's plugins_registry directory */
+        const char *dra_dir;          /* our DRA directory (dra.sock), absolute */
 };
 
 #define PLUGIN_RESCAN_USEC (30u * 1000000u) /* safety-net rescan period */

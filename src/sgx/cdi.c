@@ -17,19 +17,25 @@
 _Static_assert(sizeof("dcap-noprovision") - 1 == SGX_CDI_DEVICE_NAME_MAX,
                "the longest CDI device name");
 
+const char *sgx_cdi_class_device(enum sgx_class cls, bool provision) {
+        if (cls == SGX_CLASS_IAS)
+                return "ias";
+        return provision ? "dcap" : "dcap-noprovision";
+}
+
 const char *sgx_cdi_device_name(enum sgx_kind k, const struct sgx_edit_config *cfg,
                                 const struct discovery *d) {
-        const char *dcap = cfg->provision ? "dcap" : "dcap-noprovision";
+        const char *dcap = sgx_cdi_class_device(SGX_CLASS_DCAP, cfg->provision);
 
         switch (k) {
         case SGX_KIND_SGX:
                 if (discovery_has_dcap(d))
                         return dcap;
-                return discovery_has_ias(d) ? "ias" : NULL;
+                return discovery_has_ias(d) ? sgx_cdi_class_device(SGX_CLASS_IAS, false) : NULL;
         case SGX_KIND_DCAP:
                 return discovery_has_dcap(d) ? dcap : NULL;
         case SGX_KIND_IAS:
-                return discovery_has_ias(d) ? "ias" : NULL;
+                return discovery_has_ias(d) ? sgx_cdi_class_device(SGX_CLASS_IAS, false) : NULL;
         case SGX_KIND_PROVISION:
         case SGX_KIND_INTEL_PROVISION:
                 return discovery_has_provision(d) ? "provision" : NULL;

@@ -35,6 +35,13 @@ struct sgx_cdi_config {
 };
 
 /*
+ * The CDI device of an enclave class: "dcap" (with its provisioning device when |provision|),
+ * "dcap-noprovision", "ias". The one place these names are made: the device plugin's kinds and
+ * the DRA driver's devices (its classes) both name the spec's devices through it.
+ */
+const char *sgx_cdi_class_device(enum sgx_class cls, bool provision);
+
+/*
  * The CDI device a container asking for |k| gets on a node with |d|: "dcap" (a DCAP enclave with
  * provisioning mapped), "dcap-noprovision" (with --no-provision), "ias" (the IAS driver's
  * device), "provision" (the provisioning device alone). NULL when the kind's devices are not

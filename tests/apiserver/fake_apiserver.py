@@ -19,19 +19,31 @@ connections that never get their TLS handshake.
 Certificates come from make_pki(), which runs the `openssl` command: a CA, a server certificate
 for IP:127.0.0.1 and DNS:localhost, an unrelated CA, and certificates for other names.
 
+For the DRA driver (issue #12) it also serves GET of the node (with a metadata.uid) and the
+resource.k8s.io/v1 resourceslices collection: create (POST, with generateName cut to 58
+characters plus 5 random ones, as the real server does), list (GET, fieldSelector on
+spec.driver, spec.nodeName and spec.pool.name), update (PUT, 409 on a stale resourceVersion),
+delete (DELETE, with uid/resourceVersion preconditions: 409 when they do not hold), each slice
+checked against the v1 validation rules a driver can break (check_slice()); and GET of
+resourceclaims (/apis/resource.k8s.io/v1/namespaces/NS/resourceclaims/NAME), made by add_claim().
+
 Run by /usr/bin/python3 (Debian's python3-h2). Every accessor is thread-safe.
 """
 
 import copy
 import json
 import os
+import random
 import re
 import socket
+import string
 import ssl
 import subprocess
 import threading
 import time
 from fractions import Fraction
+import urllib.parse
+import uuid
 
 import h2.config
 import h2.connection
@@ -395,6 +407,129 @@ def merge_labels(labels, patch):
     return out
 
 
+# ---- resource.k8s.io/v1 ResourceSlices ----
+
+SLICES = "/apis/resource.k8s.io/v1/resourceslices"
+CLAIMS = re.compile(r"^/apis/resource\.k8s\.io/v1/namespaces/([^/]+)/resourceclaims/([^/?]+)$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+                    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+                    r"(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+                    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([KMGTPE]i|[kMGTPE]|[eE][-+]?[0-9]+)?$")
+SLICE_FIELDS = {"spec.driver": ("driver",), "spec.nodeName": ("nodeName",),
+                "spec.pool.name": ("pool", "name")}
+
+
+def check_qualified_name(name, where):
+    """A device attribute or capacity name: C identifier (<= 32) with an optional domain."""
+    domain, _, ident = name.rpartition("/")
+    out = []
+    if domain and (len(domain) > 63 or not DNS_SUBDOMAIN.match(domain)):
+        out.append("%s: %r: the domain is not a DNS subdomain of at most 63 characters" % (
+            where, name))
+    if not C_IDENTIFIER.match(ident) or len(ident) > 32:
+        out.append("%s: %r: not a C identifier of at most 32 characters" % (where, name))
+    return out
+
+
+def check_slice(obj, node=None):
+    """What the API server's validation of a resource.k8s.io/v1 ResourceSlice would refuse (the
+    rules a driver can break), as a list of strings."""
+    out = []
+    if not isinstance(obj, dict):
+        return ["the body is not a JSON object"]
+    if obj.get("apiVersion") != "resource.k8s.io/v1" or obj.get("kind") != "ResourceSlice":
+        out.append("apiVersion/kind %r/%r" % (obj.get("apiVersion"), obj.get("kind")))
+    md = obj.get("metadata") or {}
+    for ref in md.get("ownerReferences") or []:
+        if not all(ref.get(k) for k in ("apiVersion", "kind", "name", "uid")):
+            out.append("ownerReference %r lacks apiVersion, kind, name or uid" % (ref,))
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return out + ["no spec"]
+    known = {"driver", "pool", "nodeName", "nodeSelector", "allNodes", "devices",
+             "perDeviceNodeSelection", "sharedCounters"}
+    out += ["spec.%s: unknown field" % k for k in spec if k not in known]
+    drv = spec.get("driver")
+    if not isinstance(drv, str) or not DNS_SUBDOMAIN.match(drv) or len(drv) > 63:
+        out.append("spec.driver %r: not a DNS subdomain of at most 63 characters" % (drv,))
+    if sum(1 for k in ("nodeName", "nodeSelector", "allNodes", "perDeviceNodeSelection")
+           if spec.get(k)) != 1:
+        out.append("exactly one of spec.nodeName, nodeSelector, allNodes, "
+                   "perDeviceNodeSelection must be set")
+    pool = spec.get("pool")
+    if not isinstance(pool, dict):
+        out.append("no spec.pool")
+    else:
+        if not isinstance(pool.get("name"), str) or not pool["name"]:
+            out.append("spec.pool.name is required")
+        if not isinstance(pool.get("generation"), int) or pool["generation"] < 0:
+            out.append("spec.pool.generation %r" % (pool.get("generation"),))
+        if not isinstance(pool.get("resourceSliceCount"), int) or pool["resourceSliceCount"] < 1:
+            out.append("spec.pool.resourceSliceCount %r" % (pool.get("resourceSliceCount"),))
+    devices = spec.get("devices") or []
+    if len(devices) > 128:
+        out.append("spec.devices: %d devices, at most 128" % len(devices))
+    names = set()
+    for i, d in enumerate(devices):
+        w = "spec.devices[%d]" % i
+        name = d.get("name")
+        if not isinstance(name, str) or not DNS_LABEL.match(name):
+            out.append("%s.name %r: not a DNS label" % (w, name))
+        if name in names:
+            out.append("%s.name %r: duplicate" % (w, name))
+        names.add(name)
+        attrs = d.get("attributes") or {}
+        caps = d.get("capacity") or {}
+        if len(attrs) + len(caps) > 32:
+            out.append("%s: more than 32 attributes and capacities" % w)
+        for k, v in attrs.items():
+            out += check_qualified_name(k, w + ".attributes")
+            if not isinstance(v, dict) or len(v) != 1 or \
+                    next(iter(v)) not in ("int", "bool", "string", "version"):
+                out.append("%s.attributes[%s]: exactly one of int, bool, string, version: %r"
+                           % (w, k, v))
+                continue
+            t, x = next(iter(v.items()))
+            if (t == "int" and (not isinstance(x, int) or isinstance(x, bool))) or \
+                    (t == "bool" and not isinstance(x, bool)) or \
+                    (t in ("string", "version") and (not isinstance(x, str) or len(x) > 64)):
+                out.append("%s.attributes[%s]: bad %s value %r" % (w, k, t, x))
+            elif t == "version" and not SEMVER.match(x):
+                out.append("%s.attributes[%s]: %r is not a semantic version" % (w, k, x))
+        for k, v in caps.items():
+            out += check_qualified_name(k, w + ".capacity")
+            if not isinstance(v, dict) or not QUANTITY.match(str(v.get("value", ""))):
+                out.append("%s.capacity[%s].value: not a quantity: %r" % (w, k, v))
+                continue
+            unknown = set(v) - {"value", "requestPolicy"}
+            if unknown:
+                out.append("%s.capacity[%s]: unknown fields %s" % (w, k, sorted(unknown)))
+            rp = v.get("requestPolicy")
+            if rp is not None:
+                if d.get("allowMultipleAllocations") is not True:
+                    out.append("%s.capacity[%s].requestPolicy needs allowMultipleAllocations"
+                               % (w, k))
+                unknown = set(rp) - {"default", "validValues", "validRange"}
+                if unknown:
+                    out.append("%s.capacity[%s].requestPolicy: unknown fields %s" % (
+                        w, k, sorted(unknown)))
+                if "validValues" in rp and "validRange" in rp:
+                    out.append("%s.capacity[%s].requestPolicy: validValues and validRange" % (w, k))
+                for q in [rp.get("default")] + list((rp.get("validRange") or {}).values()):
+                    if q is not None and not QUANTITY.match(str(q)):
+                        out.append("%s.capacity[%s].requestPolicy: not a quantity: %r" % (w, k, q))
+        unknown = set(d) - {"name", "attributes", "capacity", "allowMultipleAllocations",
+                            "consumesCounters", "nodeName", "nodeSelector", "allNodes", "taints",
+                            "bindsToNode", "bindingConditions", "bindingFailureConditions"}
+        if unknown:
+            out.append("%s: unknown fields %s" % (w, sorted(unknown)))
+    return out
+
+
 # ---- the server ----
 
 class FakeApiServer:
@@ -421,6 +556,12 @@ class FakeApiServer:
         # for the next requests: (target, "status", code, message) / (target, "hang") /
         # (target, "close"); target None = any request, "labels" or "status" = that path only
         self._inject = []
+        self.node_uid = str(uuid.uuid4())
+        self.slices = {}  # name -> ResourceSlice object, as stored
+        self.slice_rv = 1000  # resourceVersions of slices
+        self.slice_history = []  # (name, verb, pool generation) for each successful write
+        self.rbac_deny_slices = False  # 403 every resourceslices request
+        self.claims = {}  # (namespace, name) -> ResourceClaim
         self._hang_tls = 0  # this many next connections never get a TLS handshake
         self.requests = []
         self.connections = []
@@ -602,9 +743,196 @@ class FakeApiServer:
 
     def _node_json(self):
         return json.dumps({"kind": "Node", "apiVersion": "v1",
-                           "metadata": {"name": self.node, "labels": self._labels,
+                           "metadata": {"name": self.node, "uid": self.node_uid,
+                                        "labels": self._labels,
                                         "resourceVersion": str(self._resource_version)},
                            "status": self._status})
+
+    # ---- ResourceSlices ----
+
+    def our_slices(self, driver, node=None):
+        """Copies of the stored slices of |driver| (and |node|), sorted by name."""
+        with self.cond:
+            return [json.loads(json.dumps(o)) for n, o in sorted(self.slices.items())
+                    if o["spec"].get("driver") == driver and
+                    (node is None or o["spec"].get("nodeName") == node)]
+
+    def add_slice(self, obj):
+        """Someone else creates a slice (another driver's, or a stale one of ours)."""
+        with self.cond:
+            return self._store_slice(json.loads(json.dumps(obj)), "create")
+
+    def _store_slice(self, obj, verb):
+        md = obj.setdefault("metadata", {})
+        if verb == "create":
+            if not md.get("name"):
+                md["name"] = md["generateName"][:58] + "".join(
+                    random.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+            md["uid"] = str(uuid.uuid4())
+            md["creationTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.slice_rv += 1
+        md["resourceVersion"] = str(self.slice_rv)
+        self.slices[md["name"]] = obj
+        self.slice_history.append((md["name"], verb, obj["spec"]["pool"]["generation"]))
+        self.cond.notify_all()
+        return obj
+
+    def add_claim(self, ns, name, uid=None, results=None, allocated=True):
+        """Makes a ResourceClaim; |results| [(request, driver, pool, device)] for its allocation
+        (none: not allocated). Returns it."""
+        obj = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+               "metadata": {"name": name, "namespace": ns, "uid": uid or str(uuid.uuid4()),
+                            "resourceVersion": "1"},
+               "spec": {"devices": {"requests": [{"name": r[0]} for r in results or []]}},
+               "status": {}}
+        if allocated and results is not None:
+            obj["status"]["allocation"] = {"devices": {"results": [
+                {"request": r[0], "driver": r[1], "pool": r[2], "device": r[3]}
+                for r in results]}}
+        with self.cond:
+            self.claims[(ns, name)] = obj
+        return obj
+
+    def _slices(self, req):
+        """The resourceslices collection (under the lock)."""
+        if self.rbac_deny_slices:
+            return self._finish(req, 403, status_body(403, "Forbidden", (
+                'resourceslices.resource.k8s.io is forbidden: User "system:serviceaccount:'
+                'kube-system:sgxdevplugin" cannot %s resource "resourceslices" in API group '
+                '"resource.k8s.io" at the cluster scope') % {
+                    "GET": "list", "POST": "create", "PUT": "update",
+                    "DELETE": "delete"}.get(req.method, "get")))
+        url = urllib.parse.urlsplit(req.path)
+        name = url.path[len(SLICES) + 1:] if url.path.startswith(SLICES + "/") else None
+        if req.method == "GET" and name is None:
+            q = urllib.parse.parse_qs(url.query)
+            want = {}
+            for term in filter(None, ",".join(q.get("fieldSelector", [])).split(",")):
+                k, _, v = term.partition("=")
+                if k not in SLICE_FIELDS:
+                    return self._finish(req, 400, status_body(400, "BadRequest", (
+                        '"%s" is not a known field selector: only "spec.driver", '
+                        '"spec.nodeName", "spec.pool.name"') % k))
+                want[SLICE_FIELDS[k]] = v
+
+            def field(o, path):
+                for p in path:
+                    o = (o or {}).get(p)
+                return o
+
+            items = [o for n, o in sorted(self.slices.items())
+                     if all(field(o["spec"], p) == v for p, v in want.items())]
+            req.listed = len(items)
+            return self._finish(req, 200, json.dumps({
+                "kind": "ResourceSliceList", "apiVersion": "resource.k8s.io/v1",
+                "metadata": {"resourceVersion": str(self.slice_rv)}, "items": items}))
+        if req.method == "GET":
+            if name not in self.slices:
+                return self._finish(req, 404, status_body(404, "NotFound", (
+                    'resourceslices.resource.k8s.io "%s" not found') % name))
+            return self._finish(req, 200, json.dumps(self.slices[name]))
+        if req.method in ("POST", "PUT"):
+            if req.headers.get("content-type") != "application/json":
+                return self._finish(req, 415, status_body(415, "UnsupportedMediaType",
+                                                          "content-type %r" % req.headers.get(
+                                                              "content-type")))
+            obj = req.json
+            problems = check_slice(obj)
+            if problems:
+                req.problems += problems
+                return self._finish(req, 422, status_body(422, "Invalid", "; ".join(problems)))
+            md = obj.setdefault("metadata", {})
+            if req.method == "POST":
+                if name is not None or (not md.get("name") and not md.get("generateName")):
+                    return self._finish(req, 400, status_body(400, "BadRequest",
+                                                              "name or generateName is required"))
+                if md.get("name") in self.slices:
+                    return self._finish(req, 409, status_body(409, "AlreadyExists", (
+                        'resourceslices.resource.k8s.io "%s" already exists') % md["name"]))
+                md.pop("uid", None)
+                md.pop("resourceVersion", None)
+                return self._finish(req, 201, json.dumps(self._store_slice(obj, "create")))
+            old = self.slices.get(name)
+            if old is None:
+                return self._finish(req, 404, status_body(404, "NotFound", (
+                    'resourceslices.resource.k8s.io "%s" not found') % name))
+            if md.get("name") != name:
+                return self._finish(req, 400, status_body(400, "BadRequest",
+                                                          "the name in the body does not match"))
+            if md.get("resourceVersion") != old["metadata"]["resourceVersion"]:
+                return self._finish(req, 409, status_body(409, "Conflict", (
+                    'Operation cannot be fulfilled on resourceslices.resource.k8s.io "%s": the '
+                    'object has been modified; please apply your changes to the latest version '
+                    'and try again') % name))
+            for k in ("uid", "creationTimestamp", "generateName"):
+                if k in old["metadata"]:
+                    md[k] = old["metadata"][k]
+            return self._finish(req, 200, json.dumps(self._store_slice(obj, "update")))
+        if req.method == "DELETE":
+            old = self.slices.get(name)
+            if old is None:
+                return self._finish(req, 404, status_body(404, "NotFound", (
+                    'resourceslices.resource.k8s.io "%s" not found') % name))
+            pre = (req.json or {}).get("preconditions") or {}
+            req.preconditions = pre
+            for k in ("uid", "resourceVersion"):
+                if k in pre and pre[k] != old["metadata"][k]:
+                    return self._finish(req, 409, status_body(409, "Conflict", (
+                        'Precondition failed: %s in precondition: %s, %s in object meta: %s') % (
+                        k.capitalize(), pre[k], k.capitalize(), old["metadata"][k])))
+            del self.slices[name]
+            self.slice_history.append((name, "delete", None))
+            self.cond.notify_all()
+            return self._finish(req, 200, json.dumps(old))
+        return self._finish(req, 405, status_body(405, "MethodNotAllowed", req.method))
+
+    def _decide_dra(self, req):
+        """GET of the node and the resourceslices collection (issue #12)."""
+        problems = req.problems
+        if req.headers.get(":scheme") != "https":
+            problems.append(":scheme %r" % req.headers.get(":scheme"))
+        if req.token is None:
+            problems.append("no bearer token: authorization %r" % req.headers.get("authorization"))
+        if req.method in ("GET",) and req.body:
+            problems.append("a body with GET")
+        if req.body:
+            try:
+                req.json = json.loads(req.body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as e:
+                problems.append("the body is not JSON: %s" % e)
+        with self.cond:
+            self.requests.append(req)
+            self.cond.notify_all()
+            target = ("slices" if req.path.startswith(SLICES) else
+                      "claims" if CLAIMS.match(req.path) else "node")
+            for n, inj in enumerate(self._inject):
+                if inj[0] in (None, target):
+                    del self._inject[n]
+                    req.injected = True
+                    if inj[1] in ("hang", "close"):
+                        return inj[1], None
+                    return self._finish(req, inj[2], status_body(
+                        inj[2], REASONS.get(inj[2], ""), inj[3]))
+            if req.token not in self._tokens:
+                return self._finish(req, 401, status_body(401, "Unauthorized", "Unauthorized"))
+            if problems:
+                return self._finish(req, 400, status_body(400, "BadRequest", "; ".join(problems)))
+            if req.path.startswith(SLICES):
+                return self._slices(req)
+            m = CLAIMS.match(req.path)
+            if m:
+                obj = self.claims.get((m.group(1), m.group(2)))
+                if req.method != "GET":
+                    return self._finish(req, 405, status_body(405, "MethodNotAllowed",
+                                                              req.method))
+                if obj is None:
+                    return self._finish(req, 404, status_body(404, "NotFound", (
+                        'resourceclaims.resource.k8s.io "%s" not found') % m.group(2)))
+                return self._finish(req, 200, json.dumps(obj))
+            if req.path != self.node_path:
+                return self._finish(req, 404, status_body(404, "NotFound", 'nodes "%s" not found'
+                                                          % req.path[len("/api/v1/nodes/"):]))
+            return self._finish(req, 200, self._node_json())
 
     # ---- one connection ----
 
@@ -716,6 +1044,7 @@ class FakeApiServer:
         conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding="utf-8"))
         conn.initiate_connection()
+        conn.pending_bodies = {}  # stream id -> answer bytes not sent yet (flow control)
         tls.sendall(conn.data_to_send())
         streams = {}
         while True:
@@ -753,6 +1082,9 @@ class FakeApiServer:
                                              streams.pop(ev.stream_id))
                 elif isinstance(ev, h2.events.StreamReset):
                     streams.pop(ev.stream_id, None)
+                    conn.pending_bodies.pop(ev.stream_id, None)
+                elif isinstance(ev, h2.events.WindowUpdated):
+                    self._flush(conn)
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     tls.sendall(conn.data_to_send())
                     return
@@ -778,12 +1110,35 @@ class FakeApiServer:
         conn.send_headers(stream_id, [(":status", str(code)),
                                       ("content-type", "application/json"),
                                       ("content-length", str(len(data)))])
-        conn.send_data(stream_id, data, end_stream=True)
+        # a body larger than a frame or the client's window (a list of ResourceSlices) goes out
+        # as flow control allows: _flush() sends what fits now and again on WINDOW_UPDATE
+        if not data:
+            conn.send_data(stream_id, b"", end_stream=True)
+            return False
+        conn.pending_bodies[stream_id] = bytearray(data)
+        self._flush(conn)
         return False
+
+    @staticmethod
+    def _flush(conn):
+        for sid in list(conn.pending_bodies):
+            body = conn.pending_bodies[sid]
+            while body:
+                n = min(len(body), conn.local_flow_control_window(sid),
+                        conn.max_outbound_frame_size)
+                if n <= 0:
+                    break
+                conn.send_data(sid, bytes(body[:n]), end_stream=n == len(body))
+                del body[:n]
+            if not body:
+                del conn.pending_bodies[sid]
 
     def _decide(self, req):
         """Checks |req|, applies it, records it; returns (status, body), or ("hang" or "close",
         None) for an injected non-answer."""
+        if req.path and (req.path.startswith(SLICES) or CLAIMS.match(req.path) or (
+                req.method == "GET" and req.path.startswith("/api/v1/nodes/"))):
+            return self._decide_dra(req)
         problems = req.problems
         req.status_path = bool(req.path) and req.path.startswith("/api/v1/nodes/") and \
             req.path.endswith("/status")

@@ -44,6 +44,11 @@ def check(src):
         for f in os.listdir(d) if os.path.isdir(d) else []:
             if f.endswith(".h"):
                 owner[f] = layer
+    # the headers protoc-c generates from proto/*.proto
+    proto = os.path.join(src, os.pardir, "proto")
+    for f in os.listdir(proto) if os.path.isdir(proto) else []:
+        if f.endswith(".proto"):
+            owner[f[:-len(".proto")] + ".pb-c.h"] = "proto"
     owner["api.pb-c.h"] = "proto"
     bad = []
     for layer in layers:
