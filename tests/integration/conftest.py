@@ -175,8 +175,11 @@ def node(request, workdir, devtree, binary):
         # (discovery checks the kernel's name of each device there; capabilities read EPC)
         sys_root = os.path.join(workdir, "empty-sys")
         os.makedirs(sys_root, exist_ok=True)
+        # and a CDI directory of its own (--cdi and --dra write a spec there), never the host's
+        cdi_dir = os.path.join(workdir, "cdi")
         d = sdp.Daemon(["--kubelet-dir", kdir, "--dev-root", dev.root, "--log-format", "json",
-                        "--log-level", "debug", "--sys-root", sys_root] + list(args), log,
+                        "--log-level", "debug", "--sys-root", sys_root, "--cdi-dir", cdi_dir]
+                       + list(args), log,
                        preexec_fn=preexec_fn)
         n = Node(workdir, dev, kdir, k, d, resources or list(sdp.RESOURCES))
         nodes.append(n)

@@ -60,7 +60,7 @@ def env(node, api, pki, workdir):
     both kubelets."""
     made = []
 
-    def make(layout="inkernel", timeout=None, hang=False):
+    def make(layout="inkernel", timeout=None, hang=False, extra=()):
         srv = api(node=NODE)
         if hang:
             srv.inject_hang(1000)
@@ -73,7 +73,7 @@ def env(node, api, pki, workdir):
             "--token-file", write_token(workdir, "token-1"), "--ca-file", pki.ca,
             "--api-timeout", "%g" % (timeout or T(2)),
             "--plugins-registry", os.path.join(workdir, "reg"), "--dra-dir", dra_dir,
-        ] + caps_args(workdir))
+        ] + caps_args(workdir) + list(extra))
         k.wait_registered(D, T(10))
         return Env(n, srv, k, dra_dir)
 
@@ -192,3 +192,35 @@ def test_17_45_slot_device_maps_to_its_class(env):
     assert r.error == ""
     assert [(d.device_name, list(d.cdi_device_ids)) for d in r.devices] == \
         [("dcap-5", [D + "/sgx=dcap"])]
+
+
+def cdi_spec_devices(workdir):
+    """The device names of the CDI spec the daemon wrote (the node fixture's --cdi-dir)."""
+    path = os.path.join(workdir, "cdi", "%s-sgx.json" % D)
+    sdp.poll(lambda: os.path.exists(path), T(5), "the CDI spec %s" % path)
+    with open(path) as f:
+        spec = json.load(f)
+    assert spec["kind"] == D + "/sgx", spec
+    return {d["name"]: d for d in spec["devices"]}
+
+
+# 17_46: --dra writes the CDI spec (no --cdi needed), and every CDI ID a prepare answers resolves
+# in it, to the device nodes of its class: with and without the provisioning device
+@pytest.mark.parametrize("extra,want", [((), "dcap"), (("--no-provision",), "dcap-noprovision")])
+def test_17_46_cdi_ids_resolve_in_the_spec(env, workdir, extra, want):
+    e = env(extra=extra)
+    e.srv.add_claim("ns", "c", "uid-c", results=[("enclave", D, NODE, "dcap")])
+    resp = e.prepare([("ns", "uid-c", "c")])
+    ids = [i for d in resp.claims["uid-c"].devices for i in d.cdi_device_ids]
+    assert ids == ["%s/sgx=%s" % (D, want)], ids
+    devices = cdi_spec_devices(workdir)
+    kind, name = ids[0].split("=")
+    assert kind == D + "/sgx" and name in devices, (ids, sorted(devices))
+    paths = sorted(n["path"] for n in devices[name]["containerEdits"]["deviceNodes"])
+    want_paths = ["/dev/sgx/enclave", "/dev/sgx_enclave"]
+    if want == "dcap":
+        want_paths = sorted(want_paths + ["/dev/sgx/provision", "/dev/sgx_provision"])
+    assert paths == want_paths, paths
+    # and the device plugin's Allocate still answers with device nodes: --cdi alone decides that
+    resp = e.node.kubelet.allocate(sdp.res("dcap"), ["dcap-0"])
+    assert resp.container_responses[0].devices and not resp.container_responses[0].cdi_devices
