@@ -34,6 +34,7 @@ import pytest
 import sdp
 from sdp import T, res
 from fake_kubelet import FakeKubelet
+from test_10_labels import api, caps_args, pki, write_token  # noqa: F401 (fixtures)
 
 DOCKERFILE = os.path.join(sdp.REPO, "Dockerfile")
 STATIC = os.path.abspath(os.environ.get("SGXDEVPLUGIN_STATIC") or
@@ -343,3 +344,55 @@ def test_podman_03_cdi_device_from_the_daemons_spec(podman, image, workdir, devt
                 pass
     assert rc == 0, log
     assert not leftover, "the spec survived the daemon's SIGTERM:\n" + log
+
+
+# 04: the DRA path end to end with a real runtime: the daemon with --dra (on the host) publishes
+# its pool, the test DRA kubelet asks it to prepare an allocated claim, and podman runs the FROM
+# scratch image with exactly the CDI device IDs the prepare answered, resolved from the spec
+# --dra wrote: the container sees the enclave and provisioning devices with the host's numbers
+def test_podman_04_dra_prepared_claim_runs(podman, image, workdir, devtree, node, api, pki):
+    from fake_dra_kubelet import FakeDraKubelet  # tests/kubelet (on the path with fake_kubelet)
+
+    cdi_dir = podman_cdi_dirs(podman)[-1]
+    domain = "t%d.dra.sgxdevplugin.test" % os.getpid()
+    path = os.path.join(cdi_dir, "%s-sgx.json" % domain)
+    made_dir = not os.path.isdir(cdi_dir)
+    srv = api(node="node-1")
+    uid = "5d1c2b3a-0000-4000-8000-00000000c1a1"
+    srv.add_claim("team", "enclave", uid, results=[("sgx", domain, "node-1", "dcap")])
+    reg = os.path.join(workdir, "reg")
+    k = FakeDraKubelet(reg, driver=domain, dial_timeout=T(5))
+    k.start()
+    try:
+        nd = node("inkernel", [
+            "--resource-domain", domain, "--no-device-plugin", "--dra", "--node-name", "node-1",
+            "--apiserver", srv.url, "--token-file", write_token(workdir, "token-1"),
+            "--ca-file", pki.ca, "--plugins-registry", reg,
+            "--dra-dir", os.path.join(workdir, "plugins", domain), "--cdi-dir", cdi_dir,
+        ] + caps_args(workdir), kubelet=False)
+        k.wait_registered(domain, T(10))
+        resp = k.prepare(domain, [("team", uid, "enclave")], timeout=T(10))
+        claim = resp.claims[uid]
+        assert claim.error == "", claim.error
+        ids = [i for d in claim.devices for i in d.cdi_device_ids]
+        assert ids == ["%s/sgx=dcap" % domain], ids
+        sdp.poll(lambda: os.path.exists(path), T(5), "the daemon's CDI spec in %s" % cdi_dir)
+        r = probe_in_container(podman, image, *[a for i in ids for a in ("--device", i)])
+        assert r.returncode == 0, r.stdout + r.stderr
+        seen = {x["name"]: (x["major"], x["minor"]) for x in json.loads(r.stdout)["devices"]}
+        assert seen == {"sgx_enclave": sdp.ENCLAVE, "sgx/enclave": sdp.ENCLAVE,
+                        "sgx_provision": sdp.PROVISION, "sgx/provision": sdp.PROVISION}, seen
+        assert k.unprepare(domain, [("team", uid, "enclave")], timeout=T(10)).claims[uid].error \
+            == ""
+        rc = nd.stop_daemon()
+        assert rc == 0, nd.daemon.tail(20)
+        assert not os.path.exists(path), "the spec survived the daemon's SIGTERM"
+    finally:
+        k.stop()
+        if os.path.exists(path):
+            os.unlink(path)
+        if made_dir:
+            try:
+                os.rmdir(cdi_dir)
+            except OSError:
+                pass
