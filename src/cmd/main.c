@@ -91,8 +91,7 @@ static int run_daemon(const struct cli_options *opt) {
         r = plugin_check_list_size(&cfg);
         if (r == -EMSGSIZE) {
                 fprintf(stderr,
-                        "sgxdevplugin: --max-pods: %u slots make a ListAndWatch answer over 3 MiB "
-                        "(the kubelet reads at most 4 MiB); use fewer\n",
+                        "sgxdevplugin: --max-pods: %u slots make a ListAndWatch answer over 3 MiB (the kubelet reads at most 4 MiB); use fewer\n",
                         opt->max_pods);
                 return 2;
         }
@@ -107,8 +106,7 @@ static int run_daemon(const struct cli_options *opt) {
         if (r < 0)
                 goto out;
         log_info(NULL, NULL,
-                 "sgxdevplugin %s starting: kubelet dir %s, dev root %s, %u slots per resource, "
-                 "domain %s, provisioning %s%s%s%s%s",
+                 "sgxdevplugin %s starting: kubelet dir %s, dev root %s, %u slots per resource, domain %s, provisioning %s%s%s%s%s",
                  SGXDEVPLUGIN_VERSION, opt->kubelet_dir, opt->dev_root, opt->max_pods, opt->domain,
                  opt->provision ? "mapped" : "not mapped", opt->aesmd_dir ? ", aesmd dir " : "",
                  opt->aesmd_dir ? opt->aesmd_dir : "", opt->cdi ? ", CDI spec in " : "",

@@ -291,8 +291,7 @@ static void print_text(FILE *out, const struct cli_options *opt, const struct di
                 node_line(out, "dcap provision", &d->dcap_provision);
                 node_line(out, "ias enclave", &d->ias_enclave);
                 if (d->dcap_provision.present && !discovery_has_dcap(d))
-                        fprintf(out, "  (a provisioning device without an enclave device is "
-                                     "not used)\n");
+                        fprintf(out, "  (a provisioning device without an enclave device is not used)\n");
         }
 
         print_refused(out, d);
@@ -392,9 +391,7 @@ static json_t *caps_json(const struct cli_options *opt, const struct sgx_caps *c
         const struct sgx_kernel *k = &c->kernel;
         json_t *o, *sections, *nodes;
 
-        o = json_pack("{s:o, s:{s:b, s:s, s:I, s:b, s:b, s:b, s:b, s:b, s:I, s:I, s:[], s:o}, "
-                      "s:{s:s, s:I, s:I, s:b, s:b, s:b, s:[], s:o}, "
-                      "s:s, s:b, s:b, s:b, s:b, s:o, s:I, s:s, s:s}",
+        o = json_pack("{s:o, s:{s:b, s:s, s:I, s:b, s:b, s:b, s:b, s:b, s:I, s:I, s:[], s:o}, s:{s:s, s:I, s:I, s:b, s:b, s:b, s:[], s:o}, s:s, s:b, s:b, s:b, s:b, s:o, s:I, s:s, s:s}",
                       "cpuid_source",
                       opt->cpuid_file ? json_string(opt->cpuid_file) : json_string("native"), "cpu",
                       "valid", (int) cpu->valid, "vendor", cpu->vendor, "max_leaf",

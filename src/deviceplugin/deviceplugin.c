@@ -438,15 +438,13 @@ static bool check_preferred(const struct dp_config *cfg, enum sgx_kind k,
                 return false;
         if (c->allocation_size < 0 || (size_t) c->allocation_size < c->n_must_include_deviceids) {
                 errline(err, errsz,
-                        "container request %zu: allocation_size %d is less than the %zu "
-                        "must-include device IDs",
+                        "container request %zu: allocation_size %d is less than the %zu must-include device IDs",
                         i, (int) c->allocation_size, c->n_must_include_deviceids);
                 return false;
         }
         if ((size_t) c->allocation_size > c->n_available_deviceids) {
                 errline(err, errsz,
-                        "container request %zu: allocation_size %d exceeds the %zu available "
-                        "device IDs",
+                        "container request %zu: allocation_size %d exceeds the %zu available device IDs",
                         i, (int) c->allocation_size, c->n_available_deviceids);
                 return false;
         }
@@ -676,8 +674,7 @@ static const struct list_cache *get_list(struct dp_service *s, enum dp_health h)
         if (c->len > DP_LIST_LIMIT) {
                 if (!s->list_too_big_logged)
                         log_error(s->resource, s->socket_path,
-                                  "device list of %u slots is %zu bytes, over the %u byte limit, "
-                                  "not sending it",
+                                  "device list of %u slots is %zu bytes, over the %u byte limit, not sending it",
                                   s->cfg.slots, c->len, DP_LIST_LIMIT);
                 s->list_too_big_logged = true;
                 return NULL;

@@ -305,8 +305,7 @@ static void load(struct dra_claims *c) {
                 return;
         if (r < 0) {
                 log_error(c->driver, c->checkpoint,
-                          "cannot read the checkpoint: %s, starting "
-                          "without it",
+                          "cannot read the checkpoint: %s, starting without it",
                           strerror(-r));
                 return;
         }
@@ -324,8 +323,7 @@ static void load(struct dra_claims *c) {
         snprintf(aside, sizeof(aside), "%s.bad", c->checkpoint);
         (void) rename(c->checkpoint, aside);
         log_error(c->driver, c->checkpoint,
-                  "the checkpoint is unreadable (%s), moved to %s, "
-                  "starting without it",
+                  "the checkpoint is unreadable (%s), moved to %s, starting without it",
                   doc ? err : e.text, aside);
 }
 
@@ -351,8 +349,7 @@ static int prepare_one(struct dra_claims *c, struct dra_claim *out, uint64_t dea
         }
         if (now + 100 >= deadline_ms) {
                 errline(err, errsz,
-                        "claim %s/%s: no time left in this call to read it, the "
-                        "kubelet will ask again",
+                        "claim %s/%s: no time left in this call to read it, the kubelet will ask again",
                         out->ns, out->name);
                 return -ETIMEDOUT;
         }
@@ -369,8 +366,7 @@ static int prepare_one(struct dra_claims *c, struct dra_claim *out, uint64_t dea
                 errline(err, errsz, "claim %s/%s: reading it from the API server: HTTP %d: %s%s",
                         out->ns, out->name, resp.status,
                         resp.message[0] ? resp.message : "(no message)",
-                        resp.status == 403 ? " (the service account needs RBAC: get on "
-                                             "resourceclaims in apiGroup resource.k8s.io)"
+                        resp.status == 403 ? " (the service account needs RBAC: get on resourceclaims in apiGroup resource.k8s.io)"
                                            : "");
                 api_response_clear(&resp);
                 return -EPROTO;
@@ -470,8 +466,7 @@ static void run_prepare(struct dra_claims *c, struct job *j) {
                         text_printable(ref->name, strnlen(ref->name, 64), name, sizeof(name));
                         text_printable(ref->uid, strnlen(ref->uid, 64), uid, sizeof(uid));
                         errline(a->error, sizeof(a->error),
-                                "claim %s/%s (uid \"%s\"): namespace, name and uid are all "
-                                "required, within 63, 253 and 63 characters",
+                                "claim %s/%s (uid \"%s\"): namespace, name and uid are all required, within 63, 253 and 63 characters",
                                 ns, name, uid);
                         a->result.error = a->error;
                         continue;
@@ -518,8 +513,7 @@ static void run_prepare(struct dra_claims *c, struct job *j) {
                 (void) k8s__io__kubelet__pkg__apis__dra__v1__node_prepare_resources_response__pack(
                         &resp, j->resp);
         log_debug(c->driver, c->checkpoint,
-                  "NodePrepareResources: %zu of %zu claim(s) prepared, "
-                  "%zu read from the API server",
+                  "NodePrepareResources: %zu of %zu claim(s) prepared, %zu read from the API server",
                   ok, n, fresh);
 out_free:
         free(entries);

@@ -402,8 +402,7 @@ static void on_job_done(void *userdata, uint64_t job, const uint8_t *resp, size_
         d->pending[i] = d->pending[--d->n_pending];
         if (!p.call) {
                 log_warn(d->cfg.driver, d->dra_path,
-                         "%s: answered after %.1f s, but the kubelet no longer waits; it will ask "
-                         "again",
+                         "%s: answered after %.1f s, but the kubelet no longer waits; it will ask again",
                          p.method, (double) (loop_now_usec() - p.started_usec) / 1e6);
                 return;
         }
@@ -657,8 +656,7 @@ static int sync_server(struct dra_plugin *d, struct grpc_server **srv, const cha
         if (*srv && lstat(path, &st) == 0) {
                 if (!*taken_logged)
                         log_warn(d->cfg.driver, path,
-                                 "our socket was replaced by another process's, leaving it to "
-                                 "them until it goes");
+                                 "our socket was replaced by another process's, leaving it to them until it goes");
                 *taken_logged = true;
                 return 0;
         }
@@ -697,8 +695,7 @@ static void sync_registration(struct dra_plugin *d) {
         if (!is_dir(d->cfg.registry_dir)) {
                 if (!d->reg_missing_logged)
                         log_warn(d->cfg.driver, d->cfg.registry_dir,
-                                 "kubelet plugin registry directory does not exist yet, watching "
-                                 "for it");
+                                 "kubelet plugin registry directory does not exist yet, watching for it");
                 d->reg_missing_logged = true;
                 return;
         }

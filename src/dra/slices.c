@@ -410,14 +410,9 @@ static const char *status_hint(int status) {
         case 401:
                 return "the service account token was refused (expired or not mounted?)";
         case 403:
-                return "the service account needs RBAC: get, list, watch, create, update, patch "
-                       "and delete on resourceslices (ClusterRole rule apiGroups "
-                       "[\"resource.k8s.io\"], resources [\"resourceslices\"]) and get on nodes "
-                       "(apiGroups [\"\"], resources [\"nodes\"]), or an admission policy refused "
-                       "the change";
+                return "the service account needs RBAC: get, list, watch, create, update, patch and delete on resourceslices (ClusterRole rule apiGroups [\"resource.k8s.io\"], resources [\"resourceslices\"]) and get on nodes (apiGroups [\"\"], resources [\"nodes\"]), or an admission policy refused the change";
         case 404:
-                return "not found: the node (check --node-name / NODE_NAME), or resource.k8s.io/v1 "
-                       "is not served (Kubernetes 1.34 or later)";
+                return "not found: the node (check --node-name / NODE_NAME), or resource.k8s.io/v1 is not served (Kubernetes 1.34 or later)";
         case 409:
                 return "the slice changed meanwhile, trying again with a fresh list";
         case 422:

@@ -590,30 +590,26 @@ static void evaluate_with_device(struct sgx_caps *c, const struct sgx_kernel *k)
         }
         if (!cpu->sgx) {
                 verdict(c, SGX_VERDICT_USABLE,
-                        "SGX usable: %s; CPUID shows no SGX (masked by a hypervisor?), trusting "
-                        "the device nodes",
+                        "SGX usable: %s; CPUID shows no SGX (masked by a hypervisor?), trusting the device nodes",
                         what);
                 return;
         }
         cpu_summary(c, sum, sizeof(sum));
         if (!c->dcap && !c->flc) {
                 verdict(c, SGX_VERDICT_USABLE,
-                        "SGX usable: %s, %s; without FLC the in-kernel and DCAP drivers cannot "
-                        "run, so only IAS attestation works here",
+                        "SGX usable: %s, %s; without FLC the in-kernel and DCAP drivers cannot run, so only IAS attestation works here",
                         what, sum);
                 return;
         }
         if (cpu->sgx2 && c->driver == SGX_DRIVER_INKERNEL && !c->sgx2_usable && k->major) {
                 verdict(c, SGX_VERDICT_USABLE,
-                        "SGX usable: %s, %s, EPC %llu MiB; SGX2 (EDMM) needs Linux 6.0+, "
-                        "kernel is %s",
+                        "SGX usable: %s, %s, EPC %llu MiB; SGX2 (EDMM) needs Linux 6.0+, kernel is %s",
                         what, sum, (unsigned long long) (c->epc_bytes >> 20), k->release);
                 return;
         }
         if (cpu->sgx2 && c->dcap && c->driver != SGX_DRIVER_INKERNEL) {
                 verdict(c, SGX_VERDICT_USABLE,
-                        "SGX usable: %s, %s, EPC %llu MiB; SGX2 (EDMM) needs the in-kernel "
-                        "driver of Linux 6.0+",
+                        "SGX usable: %s, %s, EPC %llu MiB; SGX2 (EDMM) needs the in-kernel driver of Linux 6.0+",
                         what, sum, (unsigned long long) (c->epc_bytes >> 20));
                 return;
         }
@@ -634,9 +630,7 @@ static void evaluate_without_device(struct sgx_caps *c, const struct sgx_kernel 
         if (!cpu->sgx) {
                 if (strcmp(cpu->vendor, "GenuineIntel") == 0)
                         verdict(c, SGX_VERDICT_NO_SGX,
-                                "no SGX: CPUID reports none on this %sIntel CPU (some firmware "
-                                "hides it when SGX is disabled; check the BIOS if the part "
-                                "should have it)",
+                                "no SGX: CPUID reports none on this %sIntel CPU (some firmware hides it when SGX is disabled; check the BIOS if the part should have it)",
                                 cpu->hypervisor ? "virtual " : "");
                 else
                         verdict(c, SGX_VERDICT_NO_SGX, "no SGX: %s CPU%s without SGX",
@@ -646,45 +640,36 @@ static void evaluate_without_device(struct sgx_caps *c, const struct sgx_kernel 
         }
         if (cpu->hypervisor) {
                 verdict(c, SGX_VERDICT_VM_NO_DEVICE,
-                        "not usable: a VM whose CPUID claims SGX, but no SGX device is passed "
-                        "through; give the VM EPC memory and an SGX driver, or run SGX pods on "
-                        "other nodes");
+                        "not usable: a VM whose CPUID claims SGX, but no SGX device is passed through; give the VM EPC memory and an SGX driver, or run SGX pods on other nodes");
                 return;
         }
         if (!cpu->sgx1 || cpu->n_epc_sections == 0) {
                 verdict(c, SGX_VERDICT_FIRMWARE_OFF,
-                        "not usable: the CPU has SGX but it is disabled in firmware (%s); set "
-                        "SGX to Enabled in the BIOS with a PRM size, and reboot",
+                        "not usable: the CPU has SGX but it is disabled in firmware (%s); set SGX to Enabled in the BIOS with a PRM size, and reboot",
                         !cpu->sgx1 ? "SGX1 off" : "no EPC");
                 return;
         }
         cpu_summary(c, sum, sizeof(sum));
         if (!c->flc) {
                 verdict(c, SGX_VERDICT_NO_FLC,
-                        "not usable: %s, so /proc/cpuinfo shows no sgx flag and the in-kernel "
-                        "and DCAP drivers cannot run; install the legacy isgx driver (IAS "
-                        "attestation only)",
+                        "not usable: %s, so /proc/cpuinfo shows no sgx flag and the in-kernel and DCAP drivers cannot run; install the legacy isgx driver (IAS attestation only)",
                         sum);
                 return;
         }
         if (k->major && !release_at_least(k, 5, 11)) {
                 verdict(c, SGX_VERDICT_NO_DRIVER,
-                        "not usable: %s, EPC %llu MiB, but no SGX device node: kernel %s has no "
-                        "in-kernel driver (5.11+), install the DCAP driver or upgrade",
+                        "not usable: %s, EPC %llu MiB, but no SGX device node: kernel %s has no in-kernel driver (5.11+), install the DCAP driver or upgrade",
                         sum, (unsigned long long) (c->epc_bytes >> 20), k->release);
                 return;
         }
         if (k->cpuinfo_read && !k->flag_sgx) {
                 verdict(c, SGX_VERDICT_NO_DRIVER,
-                        "not usable: %s, EPC %llu MiB, but no SGX device node and no sgx flag in "
-                        "/proc/cpuinfo: the kernel disabled SGX (see dmesg) or lacks "
-                        "CONFIG_X86_SGX",
+                        "not usable: %s, EPC %llu MiB, but no SGX device node and no sgx flag in /proc/cpuinfo: the kernel disabled SGX (see dmesg) or lacks CONFIG_X86_SGX",
                         sum, (unsigned long long) (c->epc_bytes >> 20));
                 return;
         }
         verdict(c, SGX_VERDICT_NO_DRIVER,
-                "not usable: %s, EPC %llu MiB, but no SGX device node: load the driver, or "
-                "mount the host's /dev at --dev-root",
+                "not usable: %s, EPC %llu MiB, but no SGX device node: load the driver, or mount the host's /dev at --dev-root",
                 sum, (unsigned long long) (c->epc_bytes >> 20));
 }
 
@@ -696,8 +681,7 @@ static void evaluate_refused(struct sgx_caps *c, const struct discovery *d) {
         const struct discovery_refused *x = &d->refused[0];
 
         verdict(c, SGX_VERDICT_REFUSED,
-                "not usable: SGX refused: %s -> %s (%u:%u): %s%s; fix the device node (a udev "
-                "rule, a package) so it is the SGX driver's",
+                "not usable: SGX refused: %s -> %s (%u:%u): %s%s; fix the device node (a udev rule, a package) so it is the SGX driver's",
                 x->path, x->target, x->major, x->minor, discovery_refusal_reason(x->reason),
                 d->n_refused > 1 ? ", and more (see probe)" : "");
 }

@@ -185,8 +185,7 @@ static int parse_env(struct api_config *c, char *err, size_t errsz) {
 
         if (!host || !*host || !port || !*port) {
                 errline(err, errsz,
-                        "not running in a cluster: set --apiserver, or KUBERNETES_SERVICE_HOST "
-                        "and KUBERNETES_SERVICE_PORT");
+                        "not running in a cluster: set --apiserver, or KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT");
                 return -EINVAL;
         }
         len = strlen(host);

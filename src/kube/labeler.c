@@ -219,13 +219,8 @@ static const char *status_hint(int status, bool status_path) {
                 return "the service account token was refused (expired or not mounted?)";
         case 403:
                 return status_path
-                               ? "the service account needs RBAC: patch on nodes/status "
-                                 "(ClusterRole rule apiGroups [\"\"], resources "
-                                 "[\"nodes/status\"], verbs "
-                                 "[\"patch\"]), or an admission policy refused the change"
-                               : "the service account needs RBAC: get and patch on nodes "
-                                 "(ClusterRole rule apiGroups [\"\"], resources [\"nodes\"], verbs "
-                                 "[\"get\", \"patch\"]), or an admission policy refused the change";
+                               ? "the service account needs RBAC: patch on nodes/status (ClusterRole rule apiGroups [\"\"], resources [\"nodes/status\"], verbs [\"patch\"]), or an admission policy refused the change"
+                               : "the service account needs RBAC: get and patch on nodes (ClusterRole rule apiGroups [\"\"], resources [\"nodes\"], verbs [\"get\", \"patch\"]), or an admission policy refused the change";
         case 404:
                 return "the node was not found: check --node-name / NODE_NAME";
         case 409:
@@ -331,8 +326,7 @@ static int send_capacity(struct labeler *lb, uint64_t epc_bytes,
                                  lb->domain, epc_bytes);
                 else
                         log_info(NULL, lb->status_path,
-                                 "node %s capacity: no SGX enclave device or EPC unknown, removed "
-                                 "if present: %s/" CAPACITY_EPC "%s",
+                                 "node %s capacity: no SGX enclave device or EPC unknown, removed if present: %s/" CAPACITY_EPC "%s",
                                  lb->node_name, lb->domain,
                                  lb->intel ? ", " CAPACITY_INTEL_EPC : "");
         } else {

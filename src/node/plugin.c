@@ -250,8 +250,7 @@ static void log_refusals(const struct plugin *p, const struct discovery *d) {
                 const struct discovery_refused *x = &d->refused[i];
 
                 log_warn(NULL, x->path,
-                         "refusing %s device node: target=%s dev=%u:%u reason=%s: %s%s%s%s; not "
-                         "advertised or mapped",
+                         "refusing %s device node: target=%s dev=%u:%u reason=%s: %s%s%s%s; not advertised or mapped",
                          sgx_class_name(x->cls), x->target, x->major, x->minor,
                          discovery_refusal_name(x->reason), discovery_refusal_reason(x->reason),
                          x->kernel_name[0] ? " \"" : "", x->kernel_name,
@@ -347,8 +346,7 @@ static void on_registered(struct reg *r, void *userdata) {
 
         if (res->dropped_while_pending) {
                 log_warn(res->name, p->kubelet_sock,
-                         "kubelet ended the ListAndWatch stream before answering Register, "
-                         "registering again");
+                         "kubelet ended the ListAndWatch stream before answering Register, registering again");
                 register_resource(res);
                 return;
         }
@@ -378,8 +376,7 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
         if (!is_dir(p->opt->kubelet_dir)) {
                 if (!p->kdir_missing_logged)
                         log_warn(NULL, p->opt->kubelet_dir,
-                                 "kubelet device-plugin directory does not exist yet, watching for "
-                                 "it");
+                                 "kubelet device-plugin directory does not exist yet, watching for it");
                 p->kdir_missing_logged = true;
                 return false;
         }
@@ -393,8 +390,7 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
                                            on_stream_ended, res, &res->svc);
                         if (r < 0)
                                 log_error(res->name, res->socket_path,
-                                          "cannot serve the device-plugin socket: %s, retrying on "
-                                          "the next change",
+                                          "cannot serve the device-plugin socket: %s, retrying on the next change",
                                           strerror(-r));
                         else
                                 log_info(res->name, res->socket_path, "serving");
@@ -402,8 +398,7 @@ static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
                         r = dp_service_relisten(res->svc);
                         if (r < 0)
                                 log_error(res->name, res->socket_path,
-                                          "cannot re-create the device-plugin socket: %s, retrying "
-                                          "on the next change",
+                                          "cannot re-create the device-plugin socket: %s, retrying on the next change",
                                           strerror(-r));
                         else
                                 log_info(res->name, res->socket_path,

@@ -328,8 +328,7 @@ static void call_expire(struct grpc_call *call) {
                          * RST_STREAM(CANCEL)); the client's own deadline reports the status.
                          */
                         log_debug(res(c->server), c->server->path,
-                                  "call %s on connection %" PRIu64 ": deadline exceeded inside a "
-                                  "message, resetting the stream",
+                                  "call %s on connection %" PRIu64 ": deadline exceeded inside a message, resetting the stream",
                                   call_name(call), c->id);
                         grpc_buf_free(&call->out);
                         call->out_started = 0;
@@ -815,8 +814,7 @@ static void conn_pump(struct grpc_conn *c) {
                                 log_protocol_error(c, c->last_error);
                         else
                                 log_debug(res(s), s->path,
-                                          "connection %" PRIu64 ": write: %s, "
-                                          "closing connection",
+                                          "connection %" PRIu64 ": write: %s, closing connection",
                                           c->id, strerror(-r));
                         conn_close(c, true);
                         return;
@@ -852,8 +850,7 @@ static void conn_on_io(struct loop_source *src, int fd, uint32_t events, void *u
                         if (n == -EPROTO) {
                                 if (h2_error == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
                                         log_warn(res(s), s->path,
-                                                 "invalid HTTP/2 client preface (not a gRPC "
-                                                 "client, or HTTP/1.x), closing connection");
+                                                 "invalid HTTP/2 client preface (not a gRPC client, or HTTP/1.x), closing connection");
                                 else
                                         log_protocol_error(c, nghttp2_strerror(h2_error));
                                 conn_close(c, true);
@@ -1225,8 +1222,7 @@ int grpc_call_send_latest(struct grpc_call *call, const uint8_t *msg, size_t len
                 return -EPIPE;
         if (pending > call->out_started) {
                 log_debug(res(c->server), c->server->path,
-                          "call %s on connection %" PRIu64 ": the peer is not reading, %zu queued "
-                          "bytes replaced by the newest message",
+                          "call %s on connection %" PRIu64 ": the peer is not reading, %zu queued bytes replaced by the newest message",
                           call_name(call), c->id, pending - call->out_started);
                 /* Keep the rest of the message on the wire; an emptied queue starts afresh. */
                 if (call->out_started > 0)
