@@ -206,8 +206,8 @@ ROWS = (  # key, what, statistics
     ("repeat", "NodePrepareResources, the same claim again (from the checkpoint, no GET)", "full"),
     ("unprepare", "NodeUnprepareResources of that claim (checkpoint rewritten)", "full"),
     ("first", "the first fresh prepare of each daemon", "few"),
-    ("unlink", "slice published after unlink of sgx_enclave (dcap gone)", "few"),
-    ("mknod", "slice published after mknod of sgx_enclave (dcap back)", "few"),
+    ("unlink", "slice stored after unlink of sgx_enclave (dcap gone)", "few"),
+    ("mknod", "slice stored after mknod of sgx_enclave (dcap back)", "few"),
 )
 
 
