@@ -7,9 +7,10 @@
 #
 #   sh bench/run.sh            (as root: the simulated nodes are made with mknod)
 # Environment: BUILD (default build), STATIC_BUILD (build-static), BENCH_OUT (build-bench),
-# RUNS (5). Extra arguments go to `loadgen bench` (e.g. --only ours,grpc-go, --keep).
-# Results: BENCH_OUT/results.md (the table for BENCHMARKS.md) and BENCH_OUT/results.json (every
-# sample). Takes about 4 minutes on 2 CPUs.
+# RUNS (5), DRA_RUNS (3; 0 skips the DRA benchmark). Extra arguments go to `loadgen bench` (e.g.
+# --only ours,grpc-go, --keep). Results: BENCH_OUT/results.md (the table for BENCHMARKS.md) and
+# BENCH_OUT/results.json (every sample); the DRA driver's (bench/dra_bench.py) in
+# BENCH_OUT/dra.md and dra.json. Takes about 4 minutes on 2 CPUs, plus about 30 s for DRA.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +20,7 @@ build=${BUILD:-build}
 static=${STATIC_BUILD:-build-static}
 out=${BENCH_OUT:-build-bench}
 runs=${RUNS:-5}
+dra_runs=${DRA_RUNS:-3}
 
 if [ "$(id -u)" != 0 ]; then
         echo "bench/run.sh: needs root (the simulated nodes' devices are made with mknod)" >&2
@@ -49,4 +51,14 @@ rc=0
         --json "$out/results.json" --md "$out/results.md" "$@" || rc=$?
 echo
 echo "table for BENCHMARKS.md: $out/results.md; every sample: $out/results.json"
+
+# The DRA driver (issue 12 section 3): NodePrepareResources latency and slice publication after
+# a hotplug, against the Python test API server and test kubelets (bench/dra_bench.py).
+if [ "$dra_runs" -gt 0 ]; then
+        echo
+        echo "==> DRA: NodePrepareResources and slice publication ($dra_runs runs)"
+        /usr/bin/python3 "$here/dra_bench.py" --binary "$build/sgxdevplugin" --runs "$dra_runs" \
+                --md "$out/dra.md" --json "$out/dra.json" || rc=$?
+        echo "DRA table for BENCHMARKS.md: $out/dra.md; every sample: $out/dra.json"
+fi
 exit $rc
