@@ -937,6 +937,9 @@ class FakeApiServer:
     # ---- one connection ----
 
     def _serve(self, s, c, hang_tls):
+        # as every TCP connection of Go's net package (the real kube-apiserver's): without it an
+        # answer written behind an unacknowledged small segment waits ~40 ms for a delayed ACK
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tls = None
         try:
             if hang_tls:
