@@ -24,8 +24,9 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#include "dra_v1.pb-c.h"
 #include "cdi.h"
+#include "clock.h"
+#include "dra_v1.pb-c.h"
 #include "fileio.h"
 #include "log.h"
 #include "loop.h"
@@ -247,12 +248,6 @@ struct dra_claims {
         uint64_t next_id;
 };
 
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
 static void job_free(struct job *j) {
         if (!j)
                 return;
@@ -333,7 +328,7 @@ static int prepare_one(struct dra_claims *c, struct dra_claim *out, uint64_t dea
         struct api_response resp = {0};
         char path[512], gerr[512] = "";
         const struct dra_claim *have = find_prepared(c, out->uid);
-        uint64_t now = now_ms();
+        uint64_t now = monotonic_ms();
         json_error_t e;
         json_t *obj;
         int r;
@@ -655,7 +650,7 @@ int dra_claims_submit(struct dra_claims *c, enum dra_job_kind kind,
         }
         j->n = n;
         j->kind = kind;
-        j->submitted_ms = now_ms();
+        j->submitted_ms = monotonic_ms();
         pthread_mutex_lock(&c->mu);
         j->id = ++c->next_id;
         if (c->todo_tail)

@@ -15,7 +15,9 @@
  */
 #include "apiclient.h"
 #include "apiclient_internal.h"
+#include "clock.h"
 #include "log.h"
+#include "text.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -56,27 +58,16 @@ static const char *errstr(int e) {
 
 /* |in| for an error line: at most 80 bytes, control and non-ASCII bytes as '?'. */
 static void printable(const char *in, char *out, size_t outsz) {
-        size_t i;
-
-        for (i = 0; in[i] && i + 1 < outsz && i < 80; i++)
-                out[i] = (in[i] < 0x20 || in[i] >= 0x7f) ? '?' : in[i];
-        out[i] = '\0';
+        (void) text_printable(in, strnlen(in, 81), out, outsz < 85 ? outsz : 85);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Configuration */
 
 static bool is_port(const char *s, size_t len) {
-        unsigned long v = 0;
+        uint64_t v;
 
-        if (len == 0 || len > 5)
-                return false;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return false;
-                v = v * 10 + (unsigned long) (s[i] - '0');
-        }
-        return v >= 1 && v <= 65535;
+        return len <= 5 && text_parse_u64n(s, len, 65535, &v) == 0 && v >= 1;
 }
 
 /* A DNS name (letters, digits, '-', '.', '_') or an IPv4 address. */
@@ -352,10 +343,13 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         if (frame->hd.stream_id != h->stream_id || frame->hd.type != NGHTTP2_HEADERS)
                 return 0;
         if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-                if (valuelen != 3 || value[0] < '1' || value[0] > '9' || value[1] < '0' ||
-                    value[1] > '9' || value[2] < '0' || value[2] > '9')
+                uint64_t v;
+
+                /* three digits, 100..999 */
+                if (valuelen != 3 || value[0] == '0' ||
+                    text_parse_u64n((const char *) value, valuelen, 999, &v) < 0)
                         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
-                h->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+                h->status = (int) v;
         }
         return 0;
 }
@@ -614,13 +608,6 @@ struct conn {
         size_t errsz;
 };
 
-static uint64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /*
  * Waits until |c->fd| has |events|, the deadline passes or the cancel fd is readable; |step|
  * names what was waited for in the timeout's line. Returns 0, -ETIMEDOUT, -ECANCELED or -errno.
@@ -629,7 +616,7 @@ static int conn_wait(struct conn *c, short events, const char *step) {
         for (;;) {
                 struct pollfd p[2] = {{.fd = c->fd, .events = events},
                                       {.fd = c->cancel_fd, .events = POLLIN}};
-                uint64_t now = now_ms();
+                uint64_t now = monotonic_ms();
                 int r;
 
                 if (now >= c->deadline_ms) {
@@ -1113,7 +1100,7 @@ int api_client_request(struct api_client *cl, const char *method, const char *pa
         memset(ret, 0, sizeof(*ret));
         if (err && errsz)
                 err[0] = '\0';
-        c.deadline_ms = now_ms() + cfg->timeout_ms;
+        c.deadline_ms = monotonic_ms() + cfg->timeout_ms;
         if (strchr(cfg->host, ':'))
                 snprintf(c.name, sizeof(c.name), "[%s]:%s", cfg->host, cfg->port);
         else

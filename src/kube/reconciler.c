@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "pageout.h"
 
 struct reconciler {
@@ -62,12 +63,6 @@ struct reconciler {
         uint64_t kick_gen; /* bumped by every reconciler_kick() */
 };
 
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
 /* Calls the apply, then gives back the pages and the heap it left resident (see the top). */
 static int apply_and_give_back(struct reconciler *rc, struct reconciler_attempt *a) {
         struct pageout_snapshot *before = NULL;
@@ -78,12 +73,18 @@ static int apply_and_give_back(struct reconciler *rc, struct reconciler_attempt 
         r = rc->apply(rc->userdata, rc->applying, a);
         if (before && pageout_new_pages(before) == -EOPNOTSUPP)
                 rc->no_pageout = true;
+        /* a second pass a moment later: pages the apply faulted in on another CPU may still have
+         * sat in that CPU's LRU batch, where MADV_PAGEOUT cannot take them */
+        if (before && !rc->no_pageout) {
+                nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+                (void) pageout_new_pages(before);
+        }
         pageout_snapshot_free(before);
         malloc_trim(0);
         return r;
 }
 
-/* Waits on the condition until |deadline_ms| (CLOCK_MONOTONIC, as now_ms()) or a signal. */
+/* Waits on the condition until |deadline_ms| (CLOCK_MONOTONIC, as monotonic_ms()) or a signal. */
 static void wait_until(struct reconciler *rc, uint64_t deadline_ms) {
         struct timespec ts = {.tv_sec = (time_t) (deadline_ms / 1000u),
                               .tv_nsec = (long) (deadline_ms % 1000u) * 1000000L};
@@ -113,7 +114,7 @@ static void *worker(void *userdata) {
                 /* a change or kick not tried yet goes out at once; a retry or re-assert waits */
                 fresh = (a.changed || a.forced) &&
                         (!failing || rc->gen != failed_gen || rc->kick_gen != failed_kick);
-                if (!fresh && now_ms() < due_ms) {
+                if (!fresh && monotonic_ms() < due_ms) {
                         wait_until(rc, due_ms);
                         continue;
                 }
@@ -134,12 +135,12 @@ static void *worker(void *userdata) {
                         applied_kick = kick;
                         failing = false;
                         backoff_reset(&rc->backoff);
-                        due_ms = now_ms() + rc->interval_ms;
+                        due_ms = monotonic_ms() + rc->interval_ms;
                 } else {
                         failing = true;
                         failed_gen = gen;
                         failed_kick = kick;
-                        due_ms = now_ms() + backoff_next(&rc->backoff);
+                        due_ms = monotonic_ms() + backoff_next(&rc->backoff);
                 }
         }
         pthread_mutex_unlock(&rc->mu);

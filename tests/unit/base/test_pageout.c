@@ -50,6 +50,24 @@ static void touch(const volatile char *p) {
 }
 
 /*
+ * Pages faulted in on another CPU may still sit in that CPU's LRU batch, where MADV_PAGEOUT
+ * cannot take them (it drains only its own CPU's): asks again, briefly, until none of the
+ * |n| pages at |m| is mapped. The kernel makes no promise here; the daemon's use is best effort.
+ */
+static void settle(char *m, int n) {
+        for (int tries = 0; tries < 100; tries++) {
+                bool any = false;
+
+                for (int i = 0; i < n; i++)
+                        any = any || is_mapped(m + (size_t) i * ps);
+                if (!any)
+                        return;
+                usleep(10000);
+                (void) pageout_range(m, (size_t) n * ps);
+        }
+}
+
+/*
  * A file of NPAGES pages, each filled with its index, written back to disk (a dirty page is not
  * reclaimed by MADV_PAGEOUT), mapped private and read-only with |prot|. NULL when the directory
  * is a tmpfs or something fails (the caller skips).
@@ -90,6 +108,7 @@ static void make_cold(char *m) {
         for (int i = 0; i < NPAGES; i++)
                 touch(m + i * ps); /* MADV_PAGEOUT reclaims only pages mapped here */
         CHECK(pageout_range(m, NPAGES * ps) >= NPAGES);
+        settle(m, NPAGES);
         for (int i = 0; i < NPAGES; i++)
                 CHECK(!is_mapped(m + i * ps) && !is_cached(m + i * ps));
 }
@@ -104,6 +123,7 @@ static void test_pageout_range_unmaps_and_drops_touched_pages(void) {
         CHECK(is_mapped(m) && is_mapped(m + (NPAGES - 1) * ps));
         CHECK(is_cached(m));
         CHECK(pageout_range(m, NPAGES * ps) == NPAGES);
+        settle(m, NPAGES);
         for (int i = 0; i < NPAGES; i++) {
                 CHECK(!is_mapped(m + i * ps));
                 CHECK(!is_cached(m + i * ps));
@@ -131,6 +151,10 @@ static void test_pageout_new_pages_keeps_what_the_snapshot_saw(void) {
         n = pageout_new_pages(s);
         /* the burst's pages, and perhaps a few of the test's own code touched since the snapshot */
         CHECK(n >= NPAGES);
+        for (int tries = 0; tries < 100 && is_mapped(burst + (NPAGES - 1) * ps); tries++) {
+                usleep(10000); /* see settle() */
+                (void) pageout_new_pages(s);
+        }
         for (int i = 0; i < NPAGES; i++) {
                 CHECK(is_mapped(before + i * ps));
                 CHECK(!is_mapped(burst + i * ps));
@@ -156,6 +180,7 @@ static void test_pageout_leaves_private_copies_alone(void) {
         m[0] = 'Z';
         CHECK(mprotect(m, NPAGES * ps, PROT_READ) == 0);
         CHECK(pageout_range(m, NPAGES * ps) >= 1); /* page 1 at least, perhaps its neighbours */
+        settle(m + ps, NPAGES - 1);
         CHECK(is_mapped(m));
         for (int i = 1; i < NPAGES; i++)
                 CHECK(!is_mapped(m + i * ps));

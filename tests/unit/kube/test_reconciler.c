@@ -390,6 +390,11 @@ static void test_reconciler_gives_back_the_pages_an_apply_mapped_in(void) {
         for (int i = 0; i < FILE_PAGES; i++)
                 (void) ((volatile char *) burst)[i * 4096];
         CHECK(pageout_range(burst, FILE_PAGES * 4096) >= FILE_PAGES);
+        /* pages faulted in on another CPU may sit in its LRU batch a moment (test_pageout.c) */
+        for (int tries = 0; tries < 100 && mapped_pages(burst) > 0; tries++) {
+                sleep_ms(10);
+                (void) pageout_range(burst, FILE_PAGES * 4096);
+        }
         CHECK_INT(mapped_pages(burst), 0);
         for (int i = 0; i < FILE_PAGES; i++)
                 (void) ((volatile char *) kept)[i * 4096];
