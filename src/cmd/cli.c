@@ -44,7 +44,7 @@ static const char *const section_titles[SECTION_MAX] = {
         [SECTION_FACTS] = "Capability facts (probe and daemon):",
         [SECTION_LABELS] = "Node labels and EPC capacity (daemon):",
         [SECTION_CDI] = "CDI (daemon):",
-        [SECTION_DRA] = "DRA driver (daemon; the driver name is D, --resource-domain):",
+        [SECTION_DRA] = "DRA driver (daemon, and health with --dra; the driver name is D, --resource-domain):",
         [SECTION_END] = "",
 };
 
@@ -247,7 +247,7 @@ static int check_socket_dir(const struct cli_options *o, char *err, size_t errsz
 }
 
 /*
- * --dra: the default --dra-dir (CLI_DEFAULT_DRA_PARENT/D) and both socket paths fitting a unix
+ * --dra (the daemon's, or the one health checks): the default --dra-dir (CLI_DEFAULT_DRA_PARENT/D) and both socket paths fitting a unix
  * socket address; --no-device-plugin without --dra would serve nothing.
  */
 static int check_dra(struct cli_options *o, char *err, size_t errsz) {
@@ -382,22 +382,21 @@ static const struct flag flags[] = {
          STR(CLI_DEFAULT_LABEL_INTERVAL_S), NULL},
 
         {"--cdi", NULL, NULL, ON_RUN, SECTION_CDI, parse_on, OFF(cdi), 0, 0,
-         "write a CDI spec (kind D/sgx) of the devices and answer Allocate with its device names "
-         "instead of device nodes (kubelet 1.31+)",
+         "write a CDI spec (kind D/sgx) of the devices and answer Allocate with its device names instead of device nodes (kubelet 1.31+)",
          NULL, "off"},
         {"--cdi-dir", NULL, "DIR", ON_RUN, SECTION_CDI, parse_abs_path, OFF(cdi_dir), 0, 0,
          "absolute directory the CDI spec D-sgx.json is written to, created if missing",
          CLI_DEFAULT_CDI_DIR, NULL},
 
-        {"--dra", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(dra), 0, 0,
+        {"--dra", NULL, NULL, ON_RUN | ON_HEALTH, SECTION_DRA, parse_on, OFF(dra), 0, 0,
          "serve the kubelet's DRA plugin API (registration and NodePrepareResources) beside the device-plugin API", NULL, "off"},
-        {"--no-device-plugin", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(no_device_plugin), 0, 0,
+        {"--no-device-plugin", NULL, NULL, ON_RUN | ON_HEALTH, SECTION_DRA, parse_on, OFF(no_device_plugin), 0, 0,
          "with --dra: serve no device-plugin socket", NULL, "served"},
         {"--dra-slots", NULL, NULL, ON_RUN, SECTION_DRA, parse_on, OFF(dra_slots), 0, 0,
          "with --dra: publish --max-pods exclusive devices per class instead of one shared device with EPC capacity (clusters without consumable capacity: Kubernetes 1.34, 1.35); at most " STR(CLI_MAX_DRA_SLOTS), NULL, "shared"},
-        {"--plugins-registry", NULL, "DIR", ON_RUN, SECTION_DRA, parse_abs_path, OFF(plugins_registry), 0, 0,
+        {"--plugins-registry", NULL, "DIR", ON_RUN | ON_HEALTH, SECTION_DRA, parse_abs_path, OFF(plugins_registry), 0, 0,
          "the kubelet's plugin registry directory: D-reg.sock goes there", CLI_DEFAULT_PLUGINS_REGISTRY, NULL},
-        {"--dra-dir", NULL, "DIR", ON_RUN, SECTION_DRA, parse_abs_path, OFF(dra_dir), 0, 0,
+        {"--dra-dir", NULL, "DIR", ON_RUN | ON_HEALTH, SECTION_DRA, parse_abs_path, OFF(dra_dir), 0, 0,
          "our DRA directory: dra.sock goes there", NULL, CLI_DEFAULT_DRA_PARENT "/D"},
 
         {"--help", "-h", NULL, ON_ALL, SECTION_END, parse_command, OFF(command), CLI_HELP, 0,
@@ -485,8 +484,7 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                 if (end_of_flags || arg[0] != '-' || strcmp(arg, "-") == 0) {
                         if (sub_command_from_string(arg) != CLI_RUN)
                                 return fail(err, errsz,
-                                            "%s: the sub-command must come first, before "
-                                            "any flag",
+                                            "%s: the sub-command must come first, before any flag",
                                             arg);
                         return fail(err, errsz, "'%s': unexpected argument", arg);
                 }
@@ -542,8 +540,7 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                         why = check_domain(env);
                         if (why)
                                 return fail(err, errsz,
-                                            "%s: $NODE_NAME is not a node name (a "
-                                            "DNS subdomain: %s): '%s'",
+                                            "%s: $NODE_NAME is not a node name (a DNS subdomain: %s): '%s'",
                                             flag, why, env);
                         o.node_name = env;
                 }
@@ -553,7 +550,7 @@ int cli_parse(int argc, char **argv, struct cli_options *ret, char *err, size_t 
                                     flag);
         }
 
-        if (o.command == CLI_RUN) {
+        if (o.command == CLI_RUN || o.command == CLI_HEALTH) {
                 r = check_dra(&o, err, errsz);
                 if (r < 0)
                         return r;
@@ -613,8 +610,9 @@ void cli_usage(FILE *f) {
         fputs("Usage: sgxdevplugin [options]          run the device plugin daemon\n", f);
         fputs("       sgxdevplugin probe [options]    print the SGX devices found and what would be\n", f);
         fputs("                                       advertised, then exit\n", f);
-        fputs("       sgxdevplugin health [options]   ask the running daemon's sockets for their options;\n", f);
-        fputs("                                       exit 0 when all answer, else 1 (a liveness probe)\n", f);
+        fputs("       sgxdevplugin health [options]   ask the running daemon's sockets (with --dra its DRA\n", f);
+        fputs("                                       sockets too) to answer; exit 0 when all answer, else 1\n", f);
+        fputs("                                       (a liveness probe)\n", f);
         fputs("\n", f);
         fputs("A Kubernetes device plugin for Intel SGX: registers D/sgx, D/dcap and D/ias (and D/provision) with\n", f);
         fputs("the kubelet and maps the SGX device nodes into containers.\n", f);
@@ -624,10 +622,19 @@ void cli_usage(FILE *f) {
                         if (flags[i].section == sec)
                                 usage_flag(f, &flags[i]);
         }
-        fputs("\nhealth takes", f);
-        for (size_t i = 0, n = 0; i < N_FLAGS; i++)
-                if ((flags[i].commands & ON_HEALTH) && flags[i].parse != parse_command)
-                        fprintf(f, "%s %s", n++ ? "," : "", flags[i].name);
-        fputs(".\n", f);
+        {
+                char line[512] = "health takes";
+                size_t len = strlen(line);
+
+                for (size_t i = 0, n = 0; i < N_FLAGS; i++)
+                        if ((flags[i].commands & ON_HEALTH) && flags[i].parse != parse_command &&
+                            len < sizeof(line))
+                                len += (size_t) snprintf(line + len, sizeof(line) - len, "%s %s",
+                                                         n++ ? "," : "", flags[i].name);
+                if (len < sizeof(line))
+                        snprintf(line + len, sizeof(line) - len, ".");
+                fputs("\n", f);
+                put_wrapped(f, line, 0, 0);
+        }
         fputs("Values go as \"--flag value\" or \"--flag=value\".\n", f);
 }

@@ -352,6 +352,17 @@ static void submit(struct dra_plugin *d, struct grpc_call *call, const uint8_t *
                 reject(d, call, d->dra_path, method, st, err);
                 return;
         }
+        if (kind == DRA_JOB_UNPREPARE && n == 0) {
+                /* nothing to unprepare: the empty answer at once, not behind the worker's queue
+                 * (`sgxdevplugin health` asks this to see that the loop answers dra.sock) */
+                static const uint8_t empty[1];
+
+                r = grpc_call_reply(call, empty, 0);
+                if (r < 0 && r != -EPIPE)
+                        log_warn(d->cfg.driver, d->dra_path, "%s: cannot send the answer: %s",
+                                 method, strerror(-r));
+                goto out_free;
+        }
         if (d->n_pending == d->n_pending_alloc) {
                 size_t na = d->n_pending_alloc ? d->n_pending_alloc * 2 : 4;
                 struct pending *a = realloc(d->pending, na * sizeof(*a));

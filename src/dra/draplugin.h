@@ -15,6 +15,7 @@
  *
  * NodePrepareResources and NodeUnprepareResources are decoded here (malformed protobuf is
  * INVALID_ARGUMENT at once) and answered by claims.c's worker: the call waits, the loop does not.
+ * An unprepare of no claims is answered at once, empty, by the loop (`sgxdevplugin health`).
  */
 #pragma once
 

@@ -144,7 +144,10 @@ def test_binary_01_rendered_args_run(helm, binary, short_tmp, name):
                                timeout=10)
             assert h.returncode == 0, "liveness probe %s failed:\n%s%s" % (probe, h.stdout,
                                                                            h.stderr)
-            assert len(h.stdout.splitlines()) == want, h.stdout
+            # one line per device-plugin socket, and with --dra the two DRA sockets' lines
+            assert len(h.stdout.splitlines()) == want + (2 if "--dra" in probe else 0), h.stdout
+            assert ("--dra" in probe) == ("--dra" in args), (probe, args)
+            assert ("--no-device-plugin" in probe) == ("--no-device-plugin" in args), probe
     finally:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)

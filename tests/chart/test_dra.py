@@ -69,7 +69,8 @@ def test_dra_01_off_by_default(helm):
 
 # 02: dra.enabled: --dra with the registry and the driver's dir (default under the kubelet's
 # plugins dir, named by resourceDomain), --cdi with /var/run/cdi (a DRA prepare answers CDI IDs);
-# all three host dirs mounted read-write at the same paths; the device plugin and its probe stay
+# all three host dirs mounted read-write at the same paths; the device plugin stays, and its
+# liveness probe checks the DRA sockets too (the daemon's DRA flags)
 @pytest.mark.parametrize("domain", ["sgx.k8s.io", "sgx.example.com"])
 def test_dra_02_args_and_mounts(helm, tmp_path, domain):
     docs = dra(helm, tmp_path, resourceDomain=domain)
@@ -84,7 +85,11 @@ def test_dra_02_args_and_mounts(helm, tmp_path, domain):
         assert volume(docs, m[path])["hostPath"] == {"path": path, "type": "DirectoryOrCreate"}
     assert m["/host/dev"]["readOnly"] is True
     assert container(docs)["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container(docs)["livenessProbe"]["exec"]["command"][:2] == ["/sgxdevplugin", "health"]
+    probe = container(docs)["livenessProbe"]["exec"]["command"]
+    assert probe == ["/sgxdevplugin", "health", "--kubelet-dir=/var/lib/kubelet/device-plugins",
+                     "--resource-domain=" + domain, "--timeout=3", "--dra",
+                     "--plugins-registry=" + REGISTRY,
+                     "--dra-dir=/var/lib/kubelet/plugins/" + domain], probe
     assert len(m) == 5 and len(daemonset(docs)["spec"]["template"]["spec"]["volumes"]) == 5
 
 
@@ -106,12 +111,19 @@ def test_dra_03_paths_and_cdi_shared(helm, tmp_path):
     assert names.count("cdi-specs") == 1 and len(names) == len(set(names))
 
 
-# 04: dra.deviceplugin=false: --no-device-plugin, and no liveness probe (`health` asks the
-# device-plugin sockets); without dra.enabled the value changes nothing
+# 04: dra.deviceplugin=false: --no-device-plugin, for the daemon and its liveness probe, which
+# then checks only the DRA sockets (test_binary.py runs it against the daemon); without
+# dra.enabled the value changes nothing
 def test_dra_04_no_device_plugin(helm, tmp_path):
-    docs = dra(helm, tmp_path, dra={"deviceplugin": False})
-    assert "--no-device-plugin" in args_of(docs)
-    assert "livenessProbe" not in container(docs)
+    docs = dra(helm, tmp_path, dra={"deviceplugin": False,
+                                    "pluginDir": "/var/lib/k0s/kubelet/plugins/sgx"})
+    args = args_of(docs)
+    assert "--no-device-plugin" in args
+    probe = container(docs)["livenessProbe"]["exec"]["command"]
+    assert probe[:2] == ["/sgxdevplugin", "health"] and "--timeout=3" in probe, probe
+    for a in ("--dra", "--no-device-plugin", "--plugins-registry=" + REGISTRY,
+              "--dra-dir=/var/lib/k0s/kubelet/plugins/sgx"):
+        assert probe.count(a) == 1 and a in args, (a, probe)
     off = helm.template("-f", write_values(tmp_path, {"dra": {"deviceplugin": False}}))
     assert off == helm.template()
 

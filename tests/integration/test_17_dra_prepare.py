@@ -8,7 +8,8 @@ server.
 Cases: an allocated claim (devices, CDI IDs, checkpoint; again from the checkpoint without a
 GET; v1beta1), a wrong UID, an unallocated claim, another driver's result, a batch mixing good
 and missing claims, a hanging API server (a per-claim error within --api-timeout, Allocate
-unaffected), a restart between prepare and unprepare, a bad checkpoint set aside.
+unaffected), a restart between prepare and unprepare, a bad checkpoint set aside, and
+`health --dra` answered while the worker waits on a hanging API server.
 """
 
 import json
@@ -204,10 +205,10 @@ def cdi_spec_devices(workdir):
     return {d["name"]: d for d in spec["devices"]}
 
 
-# 17_46: --dra writes the CDI spec (no --cdi needed), and every CDI ID a prepare answers resolves
+# 17_47: --dra writes the CDI spec (no --cdi needed), and every CDI ID a prepare answers resolves
 # in it, to the device nodes of its class: with and without the provisioning device
 @pytest.mark.parametrize("extra,want", [((), "dcap"), (("--no-provision",), "dcap-noprovision")])
-def test_17_46_cdi_ids_resolve_in_the_spec(env, workdir, extra, want):
+def test_17_47_cdi_ids_resolve_in_the_spec(env, workdir, extra, want):
     e = env(extra=extra)
     e.srv.add_claim("ns", "c", "uid-c", results=[("enclave", D, NODE, "dcap")])
     resp = e.prepare([("ns", "uid-c", "c")])
@@ -224,3 +225,33 @@ def test_17_46_cdi_ids_resolve_in_the_spec(env, workdir, extra, want):
     # and the device plugin's Allocate still answers with device nodes: --cdi alone decides that
     resp = e.node.kubelet.allocate(sdp.res("dcap"), ["dcap-0"])
     assert resp.container_responses[0].devices and not resp.container_responses[0].cdi_devices
+
+
+# While the worker waits on a hanging API server, an empty NodeUnprepareResources (what
+# `health --dra` asks dra.sock) is answered at once by the loop, not queued behind the prepare:
+# the liveness probe does not fail because the API server is slow.
+def test_17_46_health_while_the_worker_waits(env, workdir):
+    import threading
+    import time
+    e = env(timeout=T(4), hang=True)
+    got = {}
+    t = threading.Thread(target=lambda: got.update(
+        resp=e.prepare([("ns", "u1", "c1")], timeout=T(15))))
+    t.start()
+    try:
+        deadline = time.monotonic() + T(5)
+        while not e.claim_gets() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert e.claim_gets(), "the worker never asked the API server"
+        t0 = time.monotonic()
+        r = sdp.run_cli(["health", "--kubelet-dir", e.node.kdir, "--dra",
+                         "--plugins-registry=" + os.path.join(workdir, "reg"),
+                         "--dra-dir=" + os.path.dirname(e.checkpoint), "--timeout=1"])
+        took = time.monotonic() - t0
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "dra-plugin " in r.stdout and took < T(2), (took, r.stdout)
+        assert t.is_alive(), "the prepare was answered before health ran: nothing was proven"
+        assert len(e.unprepare([]).claims) == 0
+    finally:
+        t.join(T(20))
+    assert "did not answer" in got["resp"].claims["u1"].error

@@ -7,7 +7,8 @@ notifies, then calls the endpoint).
 Cases: registration (and the device-plugin API still served beside it), a refusal logged with
 the kubelet's reason, prepare and unprepare in both versions, a kubelet restart that wipes the
 registry dir, a wiped --dra-dir, malformed protobuf on both sockets, --no-device-plugin, our
-sockets unlinked on exit but a stranger's left alone, and the flag checks.
+sockets unlinked on exit but a stranger's left alone, the flag checks, and `health --dra` (the
+chart's liveness probe) with and without the device plugin.
 """
 
 import os
@@ -287,3 +288,34 @@ def test_17_09_flags(binary, workdir):
     assert r.returncode != 0 and "--dra: needs the node's name" in r.stderr
     r = sdp.run_cli(["--help"])
     assert "/var/lib/kubelet/plugins_registry" in r.stdout and "--no-device-plugin" in r.stdout
+
+
+# `health --dra` (the chart's liveness probe with DRA on): one ok line for the registration
+# socket and one for dra.sock beside the device plugin's; with --no-device-plugin only those two;
+# once the daemon is gone, exit 1 with the DRA lines FAILED.
+@pytest.mark.parametrize("no_dp", [False, True], ids=["with-device-plugin", "dra-only"])
+def test_17_11_health(dra, no_dp):
+    extra = ["--no-device-plugin"] if no_dp else []
+    d = dra(args=extra, wait_dp=not no_dp)
+    d.wait_registered()
+    argv = ["health", "--kubelet-dir", d.node.kdir, "--resource-domain", DRIVER, "--dra",
+            "--plugins-registry=" + d.registry, "--dra-dir=" + d.dra_dir, "--timeout=3"] + extra
+    r = sdp.run_cli(argv)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    dp = [f for f in os.listdir(d.node.kdir) if f.startswith("sgxdevplugin-")]
+    assert len(dp) == (0 if no_dp else 3), dp
+    assert len(lines) == len(dp) + 2, r.stdout
+    assert [l for l in lines if l.startswith("dra-registration %s: ok (answered in " %
+                                             d.reg_sock)], r.stdout
+    assert [l for l in lines if l.startswith("dra-plugin %s: ok (answered in " % d.dra_sock)], \
+        r.stdout
+    # the kubelet's DRA side saw nothing odd, and the daemon logged no rejection
+    assert not any("rejected" in l.get("msg", "") for l in d.node.daemon.lines()), \
+        d.node.daemon.tail(20)
+    assert d.node.stop_daemon() == 0
+    r = sdp.run_cli(argv)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert len(r.stdout.splitlines()) == len(dp) + 2, r.stdout
+    assert "dra-registration %s: FAILED: " % d.reg_sock in r.stdout, r.stdout
+    assert "dra-plugin %s: FAILED: " % d.dra_sock in r.stdout, r.stdout

@@ -470,6 +470,36 @@ static void test_cli_health_rejects_daemon_flags(void) {
                     parse(&o, "health", "--aesmd-dir", "/a", NULL));
 }
 
+/*
+ * health takes the daemon's DRA flags (the chart passes the same): the default --dra-dir under
+ * the resource domain, no node name needed; --no-device-plugin still needs --dra, --dra-slots is
+ * the daemon's alone.
+ */
+static void test_cli_health_takes_the_dra_flags(void) {
+        struct cli_options o;
+
+        unsetenv("NODE_NAME");
+        CHECK_INT(parse(&o, "health", "--dra", "--resource-domain=sgx.example.com", NULL), 0);
+        CHECK(o.dra && !o.no_device_plugin);
+        CHECK_STR(o.plugins_registry, CLI_DEFAULT_PLUGINS_REGISTRY);
+        CHECK_STR(o.dra_dir, CLI_DEFAULT_DRA_PARENT "/sgx.example.com");
+        CHECK_INT(parse(&o, "health", "--dra", "--no-device-plugin", "--plugins-registry=/r",
+                        "--dra-dir", "/d", NULL),
+                  0);
+        CHECK(o.dra && o.no_device_plugin);
+        CHECK_STR(o.plugins_registry, "/r");
+        CHECK_STR(o.dra_dir, "/d");
+        CHECK_INT(parse(&o, "health", NULL), 0);
+        CHECK(!o.dra && !o.no_device_plugin);
+        check_error("--no-device-plugin: needs --dra",
+                    parse(&o, "health", "--no-device-plugin", NULL));
+        check_error("--dra-dir: expected an absolute path",
+                    parse(&o, "health", "--dra", "--dra-dir=d", NULL));
+        check_error("--dra-slots: not valid with the health sub-command",
+                    parse(&o, "health", "--dra", "--dra-slots", NULL));
+        check_error("--dra: not valid with the probe sub-command", parse(&o, "probe", "--dra", NULL));
+}
+
 static void test_cli_health_must_come_first(void) {
         struct cli_options o;
 
@@ -622,6 +652,7 @@ int main(void) {
         RUN(test_cli_health_timeout_errors);
         RUN(test_cli_timeout_only_for_health);
         RUN(test_cli_health_rejects_daemon_flags);
+        RUN(test_cli_health_takes_the_dra_flags);
         RUN(test_cli_health_must_come_first);
         RUN(test_cli_help_and_version);
         RUN(test_cli_out_untouched_on_error);

@@ -59,6 +59,19 @@ tests/chart checks that they agree).
 {{- printf "[%s]" (join ", " $keys) }}
 {{- end }}
 
+{{/* The DRA flags, one YAML list item a line after a newline (none without dra.enabled): the
+daemon's, and the same for its liveness probe, which then checks the DRA sockets too. */}}
+{{- define "sgxdevplugin.draArgs" -}}
+{{- if .Values.dra.enabled }}
+- "--dra"
+- {{ printf "--plugins-registry=%s" .Values.dra.pluginsRegistry | quote }}
+- {{ printf "--dra-dir=%s" (include "sgxdevplugin.draDir" .) | quote }}
+{{- if not .Values.dra.deviceplugin }}
+- "--no-device-plugin"
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The daemon's arguments, one YAML list item a line. */}}
 {{- define "sgxdevplugin.args" -}}
 - {{ printf "--kubelet-dir=%s" .Values.kubeletDir | quote }}
@@ -77,14 +90,7 @@ tests/chart checks that they agree).
 - "--cdi"
 - {{ printf "--cdi-dir=%s" (include "sgxdevplugin.cdiDir" .) | quote }}
 {{- end }}
-{{- if .Values.dra.enabled }}
-- "--dra"
-- {{ printf "--plugins-registry=%s" .Values.dra.pluginsRegistry | quote }}
-- {{ printf "--dra-dir=%s" (include "sgxdevplugin.draDir" .) | quote }}
-{{- if not .Values.dra.deviceplugin }}
-- "--no-device-plugin"
-{{- end }}
-{{- end }}
+{{- include "sgxdevplugin.draArgs" . }}
 {{- /* publish <resourceDomain>/epc: PATCH nodes/status with the node's EPC capacity */}}
 {{- if .Values.epcResource }}
 - "--epc-resource"
