@@ -150,7 +150,7 @@ size(request.userInfo.extra['authentication.kubernetes.io/node-name']) == 1
 {{- end }}
 
 {{/*
-The node status capacity keys the daemon will own with epcResource (issue 11), as a CEL list of
+The node status capacity keys the daemon owns with epcResource, as a CEL list of
 strings: <resourceDomain>/epc, and the EPC names of the compat plugins.
 */}}
 {{- define "sgxdevplugin.capacityKeys" -}}
