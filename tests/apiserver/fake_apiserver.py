@@ -982,7 +982,16 @@ class FakeApiServer:
 
     def _handshake(self, s, c):
         s.settimeout(0.1)
-        tls = self.ctx.wrap_socket(s, server_side=True, do_handshake_on_connect=False)
+        try:
+            tls = self.ctx.wrap_socket(s, server_side=True, do_handshake_on_connect=False)
+        except OSError as e:
+            # the client went away before the handshake (a daemon stopped while connecting):
+            # Python refuses to wrap a socket no longer connected. The client's doing, not ours.
+            with self.cond:
+                c.handshake = False
+                c.handshake_error = str(e)
+                self.cond.notify_all()
+            return None
         with self.cond:
             self._socks.discard(s)
             self._socks.add(tls)
