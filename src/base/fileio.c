@@ -61,6 +61,73 @@ out_close:
         return r;
 }
 
+bool fileio_is_dir(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void fileio_nearest_existing(const char *path, char *out, size_t size) {
+        snprintf(out, size, "%s", path);
+        while (!fileio_is_dir(out)) {
+                char *slash = strrchr(out, '/');
+
+                if (!slash) {
+                        snprintf(out, size, ".");
+                        return;
+                }
+                if (slash == out) {
+                        out[1] = '\0';
+                        return;
+                }
+                *slash = '\0';
+        }
+}
+
+void fileio_parent_dir(const char *path, char *out, size_t size) {
+        size_t len;
+        char *slash;
+
+        snprintf(out, size, "%s", path);
+        len = strlen(out);
+        while (len > 1 && out[len - 1] == '/')
+                out[--len] = '\0';
+        slash = strrchr(out, '/');
+        if (!slash)
+                snprintf(out, size, ".");
+        else if (slash == out)
+                out[1] = '\0';
+        else
+                *slash = '\0';
+}
+
+int fileio_make_dirs(const char *path, mode_t mode) {
+        char buf[PATH_MAX];
+        size_t len = strlen(path);
+
+        if (len >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, path, len + 1);
+        for (char *p = buf + 1;; p++) {
+                char c = *p;
+
+                if (c != '/' && c != '\0')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, mode) == 0) {
+                        /* the umask does not decide who may read it */
+                        if (chmod(buf, mode) < 0)
+                                return -errno;
+                } else if (errno != EEXIST) {
+                        return -errno;
+                }
+                *p = c;
+                if (c == '\0')
+                        break;
+        }
+        return fileio_is_dir(buf) ? 0 : -ENOTDIR;
+}
+
 /* Writes all of |data| to |fd|. Returns 0 or -errno. */
 static int write_all(int fd, const char *data, size_t len) {
         while (len > 0) {

@@ -17,6 +17,24 @@
 int fileio_read(const char *path, size_t max, char **ret_buf, size_t *ret_len,
                 bool *ret_truncated);
 
+/* |path| names a directory (symlinks followed). */
+bool fileio_is_dir(const char *path);
+
+/* Writes |path| into |out| or, when it is no directory, its nearest existing ancestor directory
+ * ("." for a relative path none of whose parts exists, "/" at the top). */
+void fileio_nearest_existing(const char *path, char *out, size_t size);
+
+/* Writes the directory that holds |path| into |out|: "." for a bare name, "/" for a top-level
+ * one; trailing slashes of |path| are ignored. */
+void fileio_parent_dir(const char *path, char *out, size_t size);
+
+/*
+ * mkdir -p |path|: every missing directory made with |mode|, exactly (chmod after mkdir: the
+ * umask does not decide who may read them). Existing ones are left as they are. Returns 0,
+ * -ENAMETOOLONG, -ENOTDIR (a part is no directory), or -errno of mkdir.
+ */
+int fileio_make_dirs(const char *path, mode_t mode);
+
 /*
  * Writes |len| bytes of |data| to |path| atomically: a temporary file beside it (same
  * directory, mode |mode|), fsync, rename over |path|, fsync of the directory. A reader sees the

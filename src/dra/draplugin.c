@@ -34,6 +34,7 @@
 #include "dra_health_v1.pb-c.h"
 #include "dra_v1.pb-c.h"
 #include "grpc_server.h"
+#include "fileio.h"
 #include "log.h"
 #include "loop.h"
 #include "pluginregistration.pb-c.h"
@@ -546,67 +547,6 @@ void dra_plugin_set_devices(struct dra_plugin *d, const struct dra_pool *pool) {
 
 /* ---- directories and watches ---- */
 
-static bool is_dir(const char *path) {
-        struct stat st;
-        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* Writes |path| or, when it does not exist, its nearest existing ancestor directory. */
-static void nearest_existing(const char *path, char *out, size_t size) {
-        snprintf(out, size, "%s", path);
-        while (!is_dir(out)) {
-                char *slash = strrchr(out, '/');
-                if (!slash) {
-                        snprintf(out, size, ".");
-                        return;
-                }
-                if (slash == out) {
-                        out[1] = '\0';
-                        return;
-                }
-                *slash = '\0';
-        }
-}
-
-/* Writes the directory that holds |path| ("/" for a top-level one). */
-static void parent_dir(const char *path, char *out, size_t size) {
-        size_t len;
-        char *slash;
-
-        snprintf(out, size, "%s", path);
-        len = strlen(out);
-        while (len > 1 && out[len - 1] == '/')
-                out[--len] = '\0';
-        slash = strrchr(out, '/');
-        if (!slash)
-                snprintf(out, size, ".");
-        else if (slash == out)
-                out[1] = '\0';
-        else
-                *slash = '\0';
-}
-
-/* mkdir -p |path| with |mode|. Returns 0 or -errno. */
-static int make_dirs(const char *path, mode_t mode) {
-        char buf[PATH_MAX];
-        size_t len = strlen(path);
-
-        if (len >= sizeof(buf))
-                return -ENAMETOOLONG;
-        memcpy(buf, path, len + 1);
-        for (char *p = buf + 1; *p; p++) {
-                if (*p != '/')
-                        continue;
-                *p = '\0';
-                if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *p = '/';
-        }
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return is_dir(buf) ? 0 : -ENOTDIR;
-}
-
 /*
  * Watches both directories and their parents (a directory removed while our socket is bound in
  * it may send no IN_DELETE_SELF of its own), each as its nearest existing ancestor.
@@ -618,9 +558,9 @@ static void sync_watches(struct dra_plugin *d) {
         size_t n = 0, n_wds = 0;
 
         for (size_t i = 0; i < 2; i++) {
-                nearest_existing(dirs[i], paths[n++], PATH_MAX);
-                parent_dir(dirs[i], parent, sizeof(parent));
-                nearest_existing(parent, paths[n++], PATH_MAX);
+                fileio_nearest_existing(dirs[i], paths[n++], PATH_MAX);
+                fileio_parent_dir(dirs[i], parent, sizeof(parent));
+                fileio_nearest_existing(parent, paths[n++], PATH_MAX);
         }
         for (size_t i = 0; i < n; i++) {
                 int wd = inotify_add_watch(d->inotify_fd, paths[i], WATCH_MASK);
@@ -680,7 +620,7 @@ static int sync_server(struct dra_plugin *d, struct grpc_server **srv, const cha
 
 static void sync_dra(struct dra_plugin *d) {
         bool had = d->dra != NULL;
-        int r = make_dirs(d->cfg.dra_dir, 0750);
+        int r = fileio_make_dirs(d->cfg.dra_dir, 0750);
 
         if (r == 0)
                 r = sync_server(d, &d->dra, d->dra_path, dra_methods,
@@ -703,7 +643,7 @@ static void sync_registration(struct dra_plugin *d) {
         bool had = d->reg != NULL;
         int r;
 
-        if (!is_dir(d->cfg.registry_dir)) {
+        if (!fileio_is_dir(d->cfg.registry_dir)) {
                 if (!d->reg_missing_logged)
                         log_warn(d->cfg.driver, d->cfg.registry_dir,
                                  "kubelet plugin registry directory does not exist yet, watching for it");
@@ -765,7 +705,7 @@ int dra_plugin_new(struct loop *l, const struct dra_config *cfg, struct dra_plug
         r = dra_socket_paths(cfg, d->reg_path, d->dra_path, sizeof(d->reg_path));
         if (r < 0)
                 goto out_free;
-        r = make_dirs(cfg->dra_dir, 0750); /* the checkpoint's home; sync_dra() says why not */
+        r = fileio_make_dirs(cfg->dra_dir, 0750); /* the checkpoint's home; sync_dra() says why not */
         if (r < 0)
                 log_debug(cfg->driver, cfg->dra_dir, "cannot make the directory: %s", strerror(-r));
         const struct dra_claims_config ccfg = {

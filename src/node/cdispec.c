@@ -26,34 +26,6 @@ int cdispec_init(struct cdispec *s, const char *dir, const struct sgx_cdi_config
         return sgx_cdi_spec_path(dir, cfg->domain, s->path, sizeof(s->path));
 }
 
-/* mkdir -p |dir|: each directory made gets DIR_MODE. Returns 0 or -errno. */
-static int make_dirs(const char *dir) {
-        char buf[PATH_MAX];
-        size_t len = strlen(dir);
-
-        if (len >= sizeof(buf))
-                return -ENAMETOOLONG;
-        memcpy(buf, dir, len + 1);
-        for (char *p = buf + 1;; p++) {
-                char c = *p;
-
-                if (c != '/' && c != '\0')
-                        continue;
-                *p = '\0';
-                if (mkdir(buf, DIR_MODE) == 0) {
-                        /* the umask does not decide who may read it */
-                        if (chmod(buf, DIR_MODE) < 0)
-                                return -errno;
-                } else if (errno != EEXIST) {
-                        return -errno;
-                }
-                *p = c;
-                if (c == '\0')
-                        break;
-        }
-        return 0;
-}
-
 bool cdispec_owns(const struct cdispec *s) {
         struct stat st;
 
@@ -82,7 +54,7 @@ static int write_spec(struct cdispec *s, const struct discovery *d) {
         r = sgx_cdi_render(&s->cfg, d, &text, &len);
         if (r < 0)
                 return failed(s, "render", r);
-        r = make_dirs(s->dir);
+        r = fileio_make_dirs(s->dir, DIR_MODE);
         if (r == 0)
                 r = fileio_write_atomic(s->path, text, len, SPEC_MODE);
         free(text);

@@ -42,6 +42,7 @@
 #include "discovery.h"
 #include "draplugin.h"
 #include "labeler.h"
+#include "fileio.h"
 #include "log.h"
 #include "loop.h"
 #include "registration.h"
@@ -116,58 +117,18 @@ static void drain_inotify(struct plugin *p);
 
 /* ---- watches ---- */
 
-static bool is_dir(const char *path) {
-        struct stat st;
-        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* Writes |path| or, when it does not exist, its nearest existing ancestor directory. */
-static void nearest_existing(const char *path, char *out, size_t size) {
-        snprintf(out, size, "%s", path);
-        while (!is_dir(out)) {
-                char *slash = strrchr(out, '/');
-                if (!slash) {
-                        snprintf(out, size, ".");
-                        return;
-                }
-                if (slash == out) {
-                        out[1] = '\0';
-                        return;
-                }
-                *slash = '\0';
-        }
-}
-
-/* Writes the directory that holds |path| ("." for a bare name, "/" for a top-level one). */
-static void parent_dir(const char *path, char *out, size_t size) {
-        size_t len;
-        char *slash;
-
-        snprintf(out, size, "%s", path);
-        len = strlen(out);
-        while (len > 1 && out[len - 1] == '/')
-                out[--len] = '\0';
-        slash = strrchr(out, '/');
-        if (!slash)
-                snprintf(out, size, ".");
-        else if (slash == out)
-                out[1] = '\0';
-        else
-                *slash = '\0';
-}
-
 static void sync_watches(struct plugin *p) {
         char paths[4][PATH_MAX], parent[PATH_MAX];
         size_t n = 0;
         int wds[MAX_WATCHES];
         size_t n_wds = 0;
 
-        nearest_existing(p->opt->kubelet_dir, paths[n++], PATH_MAX);
-        parent_dir(p->opt->kubelet_dir, parent, sizeof(parent));
-        nearest_existing(parent, paths[n++], PATH_MAX);
-        nearest_existing(p->opt->dev_root, paths[n++], PATH_MAX);
+        fileio_nearest_existing(p->opt->kubelet_dir, paths[n++], PATH_MAX);
+        fileio_parent_dir(p->opt->kubelet_dir, parent, sizeof(parent));
+        fileio_nearest_existing(parent, paths[n++], PATH_MAX);
+        fileio_nearest_existing(p->opt->dev_root, paths[n++], PATH_MAX);
         snprintf(paths[n], PATH_MAX, "%s/sgx", p->opt->dev_root);
-        if (is_dir(paths[n]))
+        if (fileio_is_dir(paths[n]))
                 n++;
 
         for (size_t i = 0; i < n; i++) {
@@ -373,7 +334,7 @@ static void on_registered(struct reg *r, void *userdata) {
  * Returns true when the kubelet dir exists.
  */
 static bool sync_sockets(struct plugin *p, bool kubelet_changed) {
-        if (!is_dir(p->opt->kubelet_dir)) {
+        if (!fileio_is_dir(p->opt->kubelet_dir)) {
                 if (!p->kdir_missing_logged)
                         log_warn(NULL, p->opt->kubelet_dir,
                                  "kubelet device-plugin directory does not exist yet, watching for it");

@@ -120,6 +120,45 @@ static void test_fileio_write_atomic_failure_keeps_the_old_file(void) {
         CHECK_INT(n_files(), 3); /* five, spec.json, adir: no temp file beside them */
 }
 
+static void test_fileio_paths(void) {
+        char out[256], p[256];
+
+        fileio_parent_dir("/a/b/c", out, sizeof(out));
+        CHECK_STR(out, "/a/b");
+        fileio_parent_dir("/a/b/", out, sizeof(out));
+        CHECK_STR(out, "/a");
+        fileio_parent_dir("/top", out, sizeof(out));
+        CHECK_STR(out, "/");
+        fileio_parent_dir("bare", out, sizeof(out));
+        CHECK_STR(out, ".");
+        CHECK(fileio_is_dir(dir));
+        path_in(p, sizeof(p), "five"); /* a file, made by an earlier test */
+        CHECK(!fileio_is_dir(p));
+        path_in(p, sizeof(p), "no/such/dir");
+        fileio_nearest_existing(p, out, sizeof(out));
+        CHECK_STR(out, dir);
+        fileio_nearest_existing("/", out, sizeof(out));
+        CHECK_STR(out, "/");
+}
+
+static void test_fileio_make_dirs(void) {
+        char p[256], file[256];
+        struct stat st;
+
+        path_in(p, sizeof(p), "x/y/z");
+        umask(0077);
+        CHECK_INT(fileio_make_dirs(p, 0755), 0);
+        umask(0022);
+        CHECK(fileio_is_dir(p));
+        CHECK_INT(stat(p, &st), 0);
+        CHECK_INT(st.st_mode & 07777, 0755); /* the mode asked for, whatever the umask */
+        CHECK_INT(fileio_make_dirs(p, 0700), 0); /* existing: left as it is */
+        CHECK_INT(stat(p, &st), 0);
+        CHECK_INT(st.st_mode & 07777, 0755);
+        path_in(file, sizeof(file), "five/under");
+        CHECK_INT(fileio_make_dirs(file, 0755), -ENOTDIR);
+}
+
 int main(void) {
         if (!mkdtemp(dir)) {
                 perror("mkdtemp");
@@ -129,6 +168,8 @@ int main(void) {
         RUN(test_fileio_read_errors);
         RUN(test_fileio_write_atomic_replaces_and_leaves_no_temp);
         RUN(test_fileio_write_atomic_failure_keeps_the_old_file);
+        RUN(test_fileio_paths);
+        RUN(test_fileio_make_dirs);
         {
                 char cmd[300];
 
